@@ -133,6 +133,11 @@ def _as_image(
             attrs=attrs,
         )
     if isinstance(source, (np.ndarray, da.Array)):
+        if source.dtype.hasobject:
+            raise TypeError(
+                "the array has the non-numeric dtype object; tilevision stores numeric "
+                "images only. Convert it first, e.g. array.astype('float32')."
+            )
         data = source if isinstance(source, da.Array) else da.from_array(source, chunks="auto")
         the_dims = validate_dims(dims, data.ndim) if dims else default_dims(data.ndim)
         return make_image(

@@ -37,7 +37,7 @@ def plan_pyramid(
     [{'y': 1, 'x': 1}, {'y': 2, 'x': 2}, {'y': 4, 'x': 4}]
     >>> [f["z"] for f in plan_pyramid({"z": 25, "y": 256, "x": 256},
     ...     {"z": 6.5, "y": 0.78, "x": 0.78}, {"z": 8, "y": 32, "x": 32})]
-    [1, 1, 1, 1]
+    [1, 1, 1, 1, 2, 4]
     """
     dims = [d for d in ("z", "y", "x") if d in shape]
     if levels != "auto" and (not isinstance(levels, int) or levels < 1):
@@ -79,7 +79,8 @@ def downsample(
 ) -> da.Array:
     """Halve ``array`` along the dims whose ``factor`` is 2 (others: factor 1).
 
-    ``mean`` averages each block (integers are rounded back to their dtype);
+    ``mean`` averages each block (integers are rounded half to even back to
+    their dtype);
     ``nearest`` keeps the first pixel of each block (use it for label images).
     Odd extents give ``ceil(n / 2)``; the last block averages the pixels it has.
 
@@ -88,7 +89,7 @@ def downsample(
     >>> import dask.array as da
     >>> x = da.from_array(np.arange(10, dtype="uint8").reshape(2, 5), chunks=2)
     >>> downsample(x, ("y", "x"), {"y": 2, "x": 2}).compute()
-    array([[3, 5, 7]], dtype=uint8)
+    array([[3, 5, 6]], dtype=uint8)
     """
     axes = {i: int(factor.get(d, 1)) for i, d in enumerate(dims)}
     if method not in ("mean", "nearest"):
