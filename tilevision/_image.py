@@ -155,9 +155,7 @@ def make_image(
     if "c" in dims:
         if channel_names is not None:
             if len(channel_names) != shape["c"]:
-                raise ValueError(
-                    f"{len(channel_names)} channel names for {shape['c']} channels."
-                )
+                raise ValueError(f"{len(channel_names)} channel names for {shape['c']} channels.")
             coords["c"] = [str(n) for n in channel_names]
         else:
             coords["c"] = np.arange(shape["c"])

@@ -11,8 +11,37 @@ from collections.abc import Iterator
 from typing import Any
 
 import dask
+import dask.array as da
+import numpy as np
 
-__all__ = ["CountingScheduler", "raise_if_dask_computes"]
+__all__ = [
+    "AWKWARD_CHUNKS_2D",
+    "AWKWARD_CHUNKS_3D",
+    "AWKWARD_SHAPE_2D",
+    "AWKWARD_SHAPE_3D",
+    "CountingScheduler",
+    "assert_tiled_equals_whole",
+    "raise_if_dask_computes",
+]
+
+#: chunkings that find seam bugs: uneven, tiny tails, single chunk, 1-pixel-thick
+#: slabs, and chunks close to typical halos; the explicit ones add up to these shapes
+AWKWARD_SHAPE_2D = (46, 50)
+AWKWARD_SHAPE_3D = (10, 35, 40)
+AWKWARD_CHUNKS_2D: tuple[Any, ...] = (
+    (17, 23),
+    ((5, 30, 10, 1), (7, 7, 7, 7, 7, 7, 7, 1)),
+    (-1, -1),
+    (1, -1),
+    (9, 10),
+)
+AWKWARD_CHUNKS_3D: tuple[Any, ...] = (
+    (5, 17, 23),
+    ((1, 6, 3), (11, 11, 11, 2), (20, 5, 15)),
+    (-1, -1, -1),
+    (1, -1, -1),
+    (4, 9, 10),
+)
 
 
 class CountingScheduler:
@@ -59,3 +88,43 @@ def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]
     scheduler = CountingScheduler(max_computes)
     with dask.config.set(scheduler=scheduler):
         yield scheduler
+
+
+def assert_tiled_equals_whole(
+    tiled: Any,
+    reference: Any,
+    array: np.ndarray,
+    chunks: Any,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    rechunk_ok: bool = True,
+) -> None:
+    """Assert that ``tiled(dask_array)`` equals ``reference(array)`` at every pixel.
+
+    ``tiled`` receives ``array`` as a Dask array with ``chunks`` and must return a
+    Dask array, which is checked to be lazy (built without computing) and to have
+    the reference's dtype and shape. With ``rtol = atol = 0`` the comparison is exact.
+
+    Examples
+    --------
+    >>> import scipy.ndimage as ndi
+    >>> from tilevision.filters import gaussian
+    >>> x = np.random.default_rng(0).random((40, 50), dtype="float32")
+    >>> assert_tiled_equals_whole(lambda a: gaussian(a, 1.5),
+    ...     lambda a: ndi.gaussian_filter(a, 1.5, mode="nearest"), x, (7, 13))
+    """
+    lazy = da.from_array(array, chunks=chunks)
+    with raise_if_dask_computes():
+        result = tiled(lazy)
+    assert isinstance(result, da.Array), f"expected a Dask array, got {type(result).__name__}"
+    expected = np.asarray(reference(array))
+    got = result.compute()
+    assert got.shape == expected.shape, f"shape {got.shape} != {expected.shape}"
+    assert got.dtype == expected.dtype, f"dtype {got.dtype} != {expected.dtype}"
+    if rtol == 0 and atol == 0:
+        np.testing.assert_array_equal(got, expected, err_msg=f"chunks={lazy.chunks}")
+    else:
+        np.testing.assert_allclose(
+            got, expected, rtol=rtol, atol=atol, err_msg=f"chunks={lazy.chunks}"
+        )

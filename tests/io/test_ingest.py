@@ -228,7 +228,7 @@ def test_zero_size_image(tmp_path, shape):
     [np.array([["a", "b"], ["c", "d"]]), np.empty((2, 2), dtype=object), np.zeros((2, 2), "c8")],
 )
 def test_non_numeric_dtype(tmp_path, data):
-    with pytest.raises(TypeError, match="(non-numeric|complex)"):
+    with pytest.raises(TypeError, match=r"(non-numeric|complex)"):
         tv.ingest(data, tmp_path / "out.zarr")
 
 

@@ -51,7 +51,10 @@ FORMATS: dict[str, FormatSpec] = {
             ("pydicom",),
         ),
         FormatSpec(
-            "nifti", "NIfTI-1/2 (.nii, .nii.gz)", (".nii", ".nii.gz"), "_read_nifti:read_nifti",
+            "nifti",
+            "NIfTI-1/2 (.nii, .nii.gz)",
+            (".nii", ".nii.gz"),
+            "_read_nifti:read_nifti",
             ("nibabel",),
         ),
         FormatSpec(
@@ -76,9 +79,7 @@ def supported_formats() -> dict[str, str]:
 
 
 def _supported_list() -> str:
-    return "; ".join(
-        f"{spec.name} ({', '.join(spec.suffixes)})" for spec in FORMATS.values()
-    )
+    return "; ".join(f"{spec.name} ({', '.join(spec.suffixes)})" for spec in FORMATS.values())
 
 
 def _looks_like_dicom(path: Path) -> bool:

@@ -107,8 +107,7 @@ def build_multiscales(
     for level, factor in enumerate(factors):
         scale = [1.0 if d == "c" else float(spacing[d] * factor[d]) for d in dims]
         translation = [
-            0.0 if d == "c" else float(origin[d] + (factor[d] - 1) * spacing[d] / 2)
-            for d in dims
+            0.0 if d == "c" else float(origin[d] + (factor[d] - 1) * spacing[d] / 2) for d in dims
         ]
         datasets.append(
             {

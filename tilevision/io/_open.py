@@ -42,8 +42,9 @@ def _open_node(path_or_url: str | os.PathLike[str], storage_options: Mapping[str
         text = str(path)
     try:
         return zarr.open(
-            store=text, mode="r", storage_options=dict(storage_options) if remote and
-            storage_options else None,
+            store=text,
+            mode="r",
+            storage_options=dict(storage_options) if remote and storage_options else None,
         )
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError, KeyError, ValueError) as exc:
         raise ValueError(
@@ -52,7 +53,7 @@ def _open_node(path_or_url: str | os.PathLike[str], storage_options: Mapping[str
         ) from exc
 
 
-def open(  # noqa: A001 - mirrors xarray.open_dataset / zarr.open naming
+def open(
     path_or_url: str | os.PathLike[str],
     *,
     level: int = 0,

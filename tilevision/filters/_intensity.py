@@ -1,0 +1,5 @@
+"""Intensity transforms: linear and percentile normalisation (global percentiles), CT windowing."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
