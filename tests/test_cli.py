@@ -74,3 +74,22 @@ def test_console_script_help():
     )  # fmt: skip
     for command in ("demo", "ingest", "info"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["threads", "local-cluster"])
+def test_demo_quick(tmp_path, capsys, cluster):
+    args = ["demo", "--quick", "--output", str(tmp_path / "demo")]
+    if not cluster:
+        args.append("--no-cluster")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert ("Dask dashboard: http" in out) == cluster
+    for name in ("ct", "phantom", "slide"):
+        img = tv.open(tmp_path / "demo" / f"{name}.zarr")
+        assert img.attrs["n_levels"] >= 1
+    ct = tv.open(tmp_path / "demo" / "ct.zarr")
+    assert ct.attrs["spacing"] == {"z": 3.0, "y": 3.0, "x": 3.0}
+    assert ct.shape == (112, 101, 122)
+    assert "Done in" in out
+    # a second run replaces its own outputs
+    assert main(args) == 0

@@ -1,7 +1,7 @@
 """tilevision: tile-by-tile analysis of images too large for memory, on Dask."""
 
-from . import datasets, filters, io
+from . import cluster, datasets, filters, io
 from ._version import __version__
 from .io import ingest, open
 
-__all__ = ["__version__", "datasets", "filters", "ingest", "io", "open"]
+__all__ = ["__version__", "cluster", "datasets", "filters", "ingest", "io", "open"]

@@ -110,7 +110,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         files = [f for f in sorted(p.iterdir()) if f.is_file() and not f.name.startswith(".")]
         if any(f.suffix.lower() == ".dcm" or _looks_like_dicom(f) for f in files[:50]):
             return "dicom"
-        if not files:
+        # a study folder with one subfolder per series: look one or two levels down
+        nested = [f for pattern in ("*/*", "*/*/*") for f in sorted(p.glob(pattern))[:200]]
+        nested = [f for f in nested if f.is_file() and not f.name.startswith(".")]
+        if any(f.suffix.lower() == ".dcm" or _looks_like_dicom(f) for f in nested[:100]):
+            return "dicom"
+        if not files and not nested:
             raise ValueError(f"{p} is an empty folder: there is no image in it to read.")
         raise ValueError(
             f"{p} is a folder that is neither a Zarr store nor a DICOM series. "

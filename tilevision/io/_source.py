@@ -8,6 +8,7 @@ dropped on pickling and reopened lazily where they land.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,9 +37,12 @@ class BlockSource:
     """
 
     format: ClassVar[str] = "?"
-    #: True for sources that can only be read front to back (compressed streams):
-    #: reads are serialised with a lock.
-    sequential: ClassVar[bool] = False
+    #: True for sources that can only be read front to back (compressed streams);
+    #: a reader may set it per instance once its header tells.
+    sequential: bool = False
+    #: True for readers whose ``_read`` may run in several threads at once (each read
+    #: opens what it needs); reads of other sources are serialised with a lock.
+    thread_safe: ClassVar[bool] = False
 
     path: Path
     shape: tuple[int, ...]
@@ -90,7 +94,8 @@ class BlockSource:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = _normalise_key(key, self.shape)
-        with self._lock:
+        lock = contextlib.nullcontext() if self.thread_safe else self._lock
+        with lock:
             try:
                 block = self._read(key)
             except (ValueError, OSError, EOFError, KeyError) as exc:
@@ -125,7 +130,7 @@ class BlockSource:
 
     def read_chunks(self, chunks: Mapping[str, int]) -> tuple[int, ...]:
         """Chunks in which to read: ``chunks``, widened along ``whole_extent_dims``."""
-        out = {d: min(int(chunks[d]), n) for d, n in zip(self.dims, self.shape)}
+        out = {d: min(int(chunks.get(d, n)), n) for d, n in zip(self.dims, self.shape)}
         itemsize = np.dtype(self.dtype).itemsize
         for d in self.whole_extent_dims:
             widened = dict(out, **{d: self.shape[self.dims.index(d)]})
