@@ -17,8 +17,12 @@ import numpy as np
 
 __all__ = [
     "as_per_axis",
+    "canny_radius",
+    "check_sigma",
+    "dog_radius",
     "footprint_radius",
     "gaussian_radius",
+    "hessian_radius",
     "plan_depth",
     "prepare_chunks",
     "size_radius",
@@ -62,6 +66,80 @@ def gaussian_radius(
     """
     sigmas = as_per_axis(sigma, ndim, "sigma")
     return tuple(int(truncate * s + 0.5) if s > 0 else 0 for s in sigmas)
+
+
+def check_sigma(sigmas: Sequence[float]) -> None:
+    """Check Gaussian widths per axis (in pixels): all finite and ≥ 0, at least one > 0.
+
+    Examples
+    --------
+    >>> check_sigma((0.0, 1.5))
+    >>> check_sigma((0.0, 0.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: sigma must be > 0 (per axis ≥ 0 with at least one > 0), got (0.0, 0.0); ...
+    """
+    sigma = tuple(sigmas)
+    if any(not np.isfinite(s) or s < 0 for s in sigma) or not any(s > 0 for s in sigma):
+        raise ValueError(
+            f"sigma must be > 0 (per axis ≥ 0 with at least one > 0), got {sigma}; use a "
+            "positive width in pixels, or units='physical' for millimetres/micrometres."
+        )
+
+
+def dog_radius(
+    low_sigma: float | Sequence[float],
+    high_sigma: float | Sequence[float],
+    truncate: float = 4.0,
+    ndim: int = 2,
+) -> tuple[int, ...]:
+    """Halo of a difference of Gaussians: per axis, the larger of the two kernel radii.
+
+    Both Gaussians are applied to the same input and subtracted, so the footprint
+    is the wider kernel, not the sum.
+
+    Examples
+    --------
+    >>> dog_radius(1.0, 3.0, 4.0, ndim=2)
+    (12, 12)
+    >>> dog_radius((1.0, 4.0), (3.0, 2.0), 4.0, ndim=2)
+    (12, 16)
+    """
+    low = gaussian_radius(low_sigma, truncate, ndim)
+    high = gaussian_radius(high_sigma, truncate, ndim)
+    return tuple(max(a, b) for a, b in zip(low, high))
+
+
+def hessian_radius(
+    sigma: float | Sequence[float], gaussian_derivatives: bool = False, ndim: int = 2
+) -> tuple[int, ...]:
+    """Halo of ``skimage.feature.hessian_matrix(image, sigma, order="rc")`` per axis.
+
+    Without Gaussian derivatives (scikit-image's current default) the image is
+    smoothed (truncate 4) and differentiated twice with ``np.gradient``, one pixel
+    each: the Gaussian radius + 2. With ``gaussian_derivatives`` it is two passes
+    of a first-derivative Gaussian of ``sigma / √2`` with truncate 8 (100 when
+    any sigma ≤ 1), as scikit-image builds them: twice that kernel's radius,
+    which is large for small sigma.
+
+    Examples
+    --------
+    >>> hessian_radius(2.0, False, ndim=2)
+    (10, 10)
+    >>> hessian_radius((2.0, 3.0), True, ndim=2)
+    (22, 34)
+    >>> hessian_radius(1.0, True, ndim=3)
+    (142, 142, 142)
+    """
+    sigmas = as_per_axis(sigma, ndim, "sigma")
+    if not gaussian_derivatives:
+        # Gaussian, then two central differences (np.gradient) of 1 pixel each
+        return tuple(r + 2 for r in gaussian_radius(sigmas, 4.0, ndim))
+    # skimage.feature.hessian_matrix's kernel, computed the same way (same rounding)
+    truncate = 8 if all(s > 1 for s in sigmas) else 100
+    sq1_2 = 1 / math.sqrt(2)
+    scaled = tuple(sq1_2 * s for s in sigmas)
+    return tuple(2 * r for r in gaussian_radius(scaled, truncate, ndim))
 
 
 def size_radius(size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -217,3 +295,19 @@ def to_pixels(
     if units == "physical":
         return tuple(v / s for v, s in zip(values, spacing))
     raise ValueError(f"units must be 'pixel' or 'physical', got {units!r}.")
+
+
+def canny_radius(sigma: float | Sequence[float], ndim: int) -> tuple[int, ...]:
+    """Halo of Canny's candidate map: Gaussian radius + 1 (Sobel) + 1 (NMS).
+
+    A candidate at a pixel depends on the gradient magnitude at its neighbours
+    (non-maximum suppression, 1 pixel), which depends on the smoothed image one
+    pixel further (the 3-wide Sobel kernels), which depends on the image within
+    the Gaussian kernel radius ``int(4 * sigma + 0.5)`` (scikit-image's truncate 4).
+
+    Examples
+    --------
+    >>> canny_radius(1.0, 2), canny_radius((0.0, 2.0), 2)
+    ((6, 6), (2, 10))
+    """
+    return tuple(r + 2 for r in gaussian_radius(sigma, 4.0, ndim))

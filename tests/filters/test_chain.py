@@ -170,3 +170,19 @@ def test_property_tiled_equals_whole(shape, chunk, sigma, mode):
         image,
         chunk,
     )
+
+
+def test_steps_with_large_array_parameters_get_distinct_names():
+    # numpy abbreviates the repr of big arrays: names must come from the values
+    x = da.from_array(np.random.default_rng(3).random((30, 30, 30)), chunks=15)
+    a = np.ones((11, 11, 11), bool)
+    b = a.copy()
+    b[0, 0, 0] = False
+    ya = chain(x, [step("median", footprint=a)])
+    yb = chain(x, [step("median", footprint=b)])
+    assert ya.name != yb.name
+    got_a, got_b = da.compute(ya, yb)
+    np.testing.assert_array_equal(
+        got_b, ndi.median_filter(x.compute().astype(np.float64), footprint=b, mode="nearest")
+    )
+    assert not np.array_equal(got_a, got_b)

@@ -9,6 +9,7 @@ from . import (
     _canny,
     _chain,
     _edges,
+    _hessian,
     _intensity,
     _label,
     _morphology,
@@ -20,6 +21,7 @@ from . import (
 from ._canny import *  # noqa: F403
 from ._chain import chain as chain
 from ._edges import *  # noqa: F403
+from ._hessian import *  # noqa: F403
 from ._intensity import *  # noqa: F403
 from ._label import *  # noqa: F403
 from ._morphology import *  # noqa: F403
@@ -38,6 +40,7 @@ __all__ = sorted(
         "step",
         *_canny.__all__,
         *_edges.__all__,
+        *_hessian.__all__,
         *_intensity.__all__,
         *_label.__all__,
         *_morphology.__all__,

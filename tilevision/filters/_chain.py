@@ -7,7 +7,9 @@ result has the same kind. DataArrays keep their coords and attrs; their ``c`` di
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import dask.array as da
@@ -20,7 +22,14 @@ from .._halo import plan_depth, prepare_chunks
 from .._image import SPATIAL_DIMS, image_geometry
 from ._steps import BoundStep, Step, StepContext, as_step
 
-__all__ = ["apply_blockwise", "chain", "image_context", "unwrap", "wrap_like"]
+__all__ = [
+    "apply_blockwise",
+    "chain",
+    "image_context",
+    "map_overlap_new_axis",
+    "unwrap",
+    "wrap_like",
+]
 
 
 def unwrap(
@@ -108,6 +117,26 @@ def _boundaries(
     return tuple(out)
 
 
+#: results of chains that nobody has computed yet, by Dask name: applying another
+#: filter to one of them re-plans the whole sequence as ONE map_overlap over the
+#: original input (so ``sobel(gaussian(img))`` costs one overlap exchange, not two)
+_PENDING: weakref.WeakValueDictionary[str, da.Array] = weakref.WeakValueDictionary()
+_PENDING_PLAN: dict[str, tuple[Any, tuple[Step, ...], int | None, tuple[str, ...]]] = {}
+
+
+def _remember(result: da.Array, source: Any, steps: Sequence[Step], cax: int | None,
+              spatial: tuple[str, ...]) -> None:  # fmt: skip
+    _PENDING[result.name] = result
+    _PENDING_PLAN[result.name] = (source, tuple(steps), cax, spatial)
+    weakref.finalize(result, _PENDING_PLAN.pop, result.name, None)
+
+
+def _pending_plan(array: Any) -> tuple[Any, tuple[Step, ...], int | None, tuple[str, ...]] | None:
+    if isinstance(array, da.Array) and _PENDING.get(array.name) is array:
+        return _PENDING_PLAN.get(array.name)
+    return None
+
+
 def apply_blockwise(
     array: Any,
     steps: Sequence[BoundStep],
@@ -135,7 +164,7 @@ def apply_blockwise(
         boundary_list.insert(channel_axis, "none")
     array, depth = prepare_chunks(array, depth_list, rechunk=rechunk, axis_names=axis_names)
     label = name or "-".join(s.name for s in steps)
-    token = tokenize(array, [(s.name, repr(sorted(s.params.items()))) for s in steps])
+    token = tokenize(array, [(s.name, dict(s.params)) for s in steps])
     return da.map_overlap(
         _run_steps,
         array,
@@ -148,6 +177,139 @@ def apply_blockwise(
         steps=steps,
         channel_axis=channel_axis,
     )
+
+
+def map_overlap_new_axis(
+    array: Any,
+    func: Callable[..., Any],
+    radius: Sequence[int],
+    *,
+    size: int,
+    dtype: Any,
+    spatial: tuple[str, ...],
+    channel_axis: int | None = None,
+    periodic: Sequence[bool] | None = None,
+    rechunk: bool = True,
+    name: str = "new-axis",
+    token: Any = None,
+    edge_crop: bool = False,
+) -> Any:
+    """One overlap → ``func`` per block, adding a leading axis of ``size`` → trim.
+
+    For block functions that return several values per pixel (Hessian or
+    structure-tensor eigenvalues, gradient components): ``func(block)`` gets a
+    block with its halo and returns an array of shape ``(size, *block.shape)``.
+    The halo is exchanged once; the new axis is one chunk.
+
+    Parameters
+    ----------
+    array : dask.array.Array or numpy.ndarray
+        The image; NumPy input is passed to ``func`` whole (no halo needed).
+    func : callable
+        ``func(block) -> array`` of shape ``(size, *block.shape)`` and dtype
+        ``dtype``, or ``func(block, crop)`` with ``edge_crop``. It applies its own
+        boundary mode at the true image edge (the halo there is ``"none"``).
+    radius : sequence of int
+        Halo per spatial axis (from :mod:`tilevision._halo`).
+    size : int
+        Length of the new leading axis.
+    dtype : numpy.dtype
+        Output dtype (passed to Dask with a matching ``meta``).
+    spatial : tuple of str
+        Spatial axis names, for messages about chunks narrower than the halo.
+    channel_axis : int, optional
+        Axis of ``array`` holding channels (no halo; ``func`` sees the channels).
+    periodic : sequence of bool, optional
+        Spatial axes whose halo wraps around the image (``mode="wrap"``).
+    rechunk : bool, optional
+        Merge chunks narrower than the halo (default); ``False`` raises instead.
+    name : str, optional
+        Label of the Dask task names.
+    token : object, optional
+        Parameters that ``func``'s result depends on (hashed into the task names,
+        with ``array`` and ``name``).
+    edge_crop : bool, optional
+        Call ``func(block, crop)``, where ``crop`` gives per block axis the
+        ``(before, after)`` widths of periodic halo lying beyond the TRUE image
+        edge (0 elsewhere), for computations that must see the real edge there
+        even though the halo wraps (e.g. one-sided differences after a wrapping
+        Gaussian). NumPy input gets ``func(array)``.
+
+    Returns
+    -------
+    dask.array.Array or numpy.ndarray
+        Shape ``(size, *array.shape)``, lazy for Dask input.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> x = da.random.default_rng(0).random((40, 50), chunks=(15, 20))
+    >>> def gradients(block):
+    ...     return np.stack(np.gradient(block))
+    >>> g = map_overlap_new_axis(x, gradients, (1, 1), size=2, dtype=x.dtype, spatial=("y", "x"))
+    >>> g.shape, g.chunks[0]
+    ((2, 40, 50), (2,))
+    >>> bool((g.compute() == np.stack(np.gradient(x.compute()))).all())
+    True
+    """
+    if isinstance(array, np.ndarray):
+        return np.asarray(func(array)).astype(dtype, copy=False)
+    ndim = len(spatial)
+    depth = list(plan_depth([radius], ndim))
+    wraps = tuple(periodic) if periodic is not None else (False,) * ndim
+    if len(wraps) != ndim:
+        raise ValueError(f"periodic has {len(wraps)} values for {ndim} spatial axes")
+    boundary = ["periodic" if p else "none" for p in wraps]
+    names = list(spatial)
+    if channel_axis is not None:
+        depth.insert(channel_axis, 0)
+        boundary.insert(channel_axis, "none")
+        names.insert(channel_axis, "c")
+    array, eff = prepare_chunks(array, depth, rechunk=rechunk, axis_names=names)
+    overlapped = da.overlap.overlap(
+        array, depth=dict(enumerate(eff)), boundary=dict(enumerate(boundary))
+    )
+    graph_token = tokenize(array, name, token, channel_axis)
+    block_func = func
+    if edge_crop:
+        block_func = functools.partial(
+            _call_with_edge_crop,
+            func=func,
+            depth=eff,
+            periodic=[b == "periodic" for b in boundary],
+        )
+    out = overlapped.map_blocks(
+        block_func,
+        new_axis=0,
+        chunks=((size,), *overlapped.chunks),
+        dtype=dtype,
+        meta=np.empty((0,) * (array.ndim + 1), dtype=dtype),
+        name=f"tilevision-{name}-{graph_token}",
+    )
+    return da.overlap.trim_internal(
+        out,
+        {0: 0, **{i + 1: d for i, d in enumerate(eff)}},
+        boundary={0: "none", **{i + 1: b for i, b in enumerate(boundary)}},
+    )
+
+
+def _call_with_edge_crop(
+    block: Any,
+    *,
+    func: Callable[..., Any],
+    depth: Sequence[int],
+    periodic: Sequence[bool],
+    block_info: dict[Any, Any] | None = None,
+) -> Any:
+    """Call ``func(block, crop)`` with the periodic halo widths beyond the true edges."""
+    if block_info is None:  # dask probing the function on a meta array
+        return func(block)
+    info = block_info[0]
+    crop = [
+        (d if p and loc == 0 else 0, d if p and loc == n - 1 else 0)
+        for d, p, loc, n in zip(depth, periodic, info["chunk-location"], info["num-chunks"])
+    ]
+    return func(block, crop)
 
 
 def wrap_like(image: Any, result: Any, history: str) -> Any:
@@ -165,6 +327,7 @@ def chain(
     *,
     channel_axis: int | None = None,
     rechunk: bool = True,
+    fuse: bool = True,
 ) -> Any:
     """Run a sequence of local steps as one fused ``map_overlap``.
 
@@ -185,6 +348,10 @@ def chain(
         For NumPy/Dask input: the axis that holds channels (default: none).
     rechunk : bool, optional
         Merge chunks narrower than the halo (default); ``False`` raises instead.
+    fuse : bool, optional
+        When ``image`` is the uncomputed result of another chain (e.g. of
+        :func:`~tilevision.filters.gaussian`), plan both as one ``map_overlap`` over
+        the original input (default). The result is the same either way.
 
     Returns
     -------
@@ -201,10 +368,26 @@ def chain(
     ...                           mode="nearest")
     >>> bool((y.compute() == ref).all())
     True
+
+    Filters applied one after another fuse the same way:
+
+    >>> from tilevision.filters import gaussian
+    >>> z = gaussian(gaussian(x, 2), 1)
+    >>> sum(name.startswith("overlap") for name in z.dask.layers)
+    1
     """
     array, spatial, spacing, cax = unwrap(image, channel_axis)
+    requested = [as_step(s) for s in steps]
+    all_steps = requested
+    plan = _pending_plan(array)
+    if plan is not None and plan[2] == cax and plan[3] == spatial and fuse:
+        # the input is itself an uncomputed chain: run both as one overlap
+        array, previous, _, _ = plan
+        all_steps = [*previous, *requested]
     ctx = image_context(array, spatial, spacing)
-    bound = bind_steps(steps, ctx)
+    bound = bind_steps(all_steps, ctx)
     result = apply_blockwise(array, bound, spatial=spatial, channel_axis=cax, rechunk=rechunk)
-    history = " → ".join(str(as_step(s)) for s in steps)
+    if isinstance(result, da.Array):
+        _remember(result, array, all_steps, cax, spatial)
+    history = " → ".join(str(s) for s in requested)
     return wrap_like(image, result, history)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
-
-from .._halo import gaussian_radius, to_pixels
+from .._halo import check_sigma, gaussian_radius, to_pixels
 from ._chain import chain
 from ._steps import (
     BoundStep,
@@ -24,14 +22,6 @@ __all__ = ["gaussian"]
 Units = Literal["pixel", "physical"]
 
 
-def _check_sigma(sigma: tuple[float, ...]) -> None:
-    if any(not np.isfinite(s) or s < 0 for s in sigma) or not any(s > 0 for s in sigma):
-        raise ValueError(
-            f"sigma must be > 0 (per axis ≥ 0 with at least one > 0), got {sigma}; use a "
-            "positive width in pixels, or units='physical' for millimetres/micrometres."
-        )
-
-
 @register_step("gaussian")
 def _gaussian_step(
     ctx: StepContext,
@@ -43,7 +33,7 @@ def _gaussian_step(
 ) -> BoundStep:
     """Gaussian smoothing (scipy.ndimage.gaussian_filter)."""
     sigmas = to_pixels(sigma, ctx.spacing, units, "sigma")
-    _check_sigma(sigmas)
+    check_sigma(sigmas)
     check_mode(mode, ctx.ndim)
     if truncate <= 0:
         raise ValueError(f"truncate must be > 0, got {truncate}.")
