@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -297,3 +298,43 @@ def test_interrupted_overwrite_keeps_old_store(tmp_path):
         tv.ingest(data, dest, overwrite=True)
     assert (tv.open(dest).values == 7).all()
     assert no_leftovers(tmp_path) == []
+
+
+def test_mapped_array_reopens_its_map_past_the_limit(tmp_path):
+    from tilevision.io._source import MappedArray
+
+    path = tmp_path / "a.npy"
+    data = np.arange(64 * 50, dtype="uint16").reshape(64, 50)
+    np.save(path, data)
+    opened = []
+
+    def open_map():
+        opened.append(1)
+        return np.load(path, mmap_mode="r")
+
+    mapped = MappedArray(open_map, limit=20 * 50 * 2)  # about 20 rows
+    for start in range(0, 64, 8):
+        block = mapped[start : start + 8, 3:40]
+        np.testing.assert_array_equal(block, data[start : start + 8, 3:40])
+        assert not isinstance(block, np.memmap)
+    assert 3 <= len(opened) <= 5  # reopened as the span grew, not per read
+
+
+def test_failed_ingest_waits_for_running_writes(tmp_path):
+    # one block fails early while others are still being computed and written:
+    # nothing may be left behind once ingest has raised
+    import time
+
+    def block(x, block_info=None):
+        if block_info[None]["chunk-location"] == (0, 0):
+            time.sleep(0.05)
+            raise _Explodes("boom")
+        time.sleep(0.5)
+        return x
+
+    data = da.zeros((64, 64), chunks=16, dtype="uint8").map_blocks(block, dtype="uint8")
+    with pytest.raises(_Explodes), dask.config.set(num_workers=4):
+        tv.ingest(data, tmp_path / "out.zarr", chunks=16)
+    time.sleep(1.0)
+    assert no_leftovers(tmp_path) == []
+    assert not (tmp_path / "out.zarr").exists()

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import tilevision
-from tilevision.io import _read_nrrd
-from tilevision.io._read_nrrd import DecompressedStream, read_nrrd
+from tilevision.io import _stream
+from tilevision.io._read_nrrd import read_nrrd
+from tilevision.io._stream import DecompressedStream
 from tilevision.testing import raise_if_dask_computes
 
 nrrd = pytest.importorskip("nrrd")
@@ -305,9 +306,9 @@ def test_read_source_is_lazy():
 
 @pytest.fixture
 def small_steps(monkeypatch):
-    monkeypatch.setattr(_read_nrrd, "_READ_SIZE", 512)
-    monkeypatch.setattr(_read_nrrd, "_STEP_OUTPUT", 4096)
-    monkeypatch.setattr(_read_nrrd, "_CHECKPOINT_EVERY", 20_000)
+    monkeypatch.setattr(_stream, "_READ_SIZE", 512)
+    monkeypatch.setattr(_stream, "_STEP_OUTPUT", 4096)
+    monkeypatch.setattr(_stream, "_CHECKPOINT_EVERY", 20_000)
 
 
 def test_stream_checkpoints_serve_backward_reads(tmp_path, small_steps):

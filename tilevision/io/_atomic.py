@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,20 +40,6 @@ def check_destination(dest: str | os.PathLike[str], overwrite: bool) -> Path:
     return path
 
 
-def remove_settled(path: Path, *, settle: float = 0.1, attempts: int = 20) -> None:
-    """Remove a folder, again if tasks still running elsewhere write into it.
-
-    When a computation fails, chunks already being written by other threads or
-    workers may land after the first removal; the folder is removed until it
-    stays gone for ``settle`` seconds (at most ``attempts`` times).
-    """
-    for _ in range(attempts):
-        shutil.rmtree(path, ignore_errors=True)
-        time.sleep(settle)
-        if not path.exists():
-            return
-
-
 @contextlib.contextmanager
 def atomic_directory(dest: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces ``dest`` when the block succeeds.
@@ -70,7 +55,7 @@ def atomic_directory(dest: Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        remove_settled(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     if dest.exists():
         if not overwrite:

@@ -119,9 +119,7 @@ def _as_image(
         attrs.setdefault("source", "<xarray.DataArray>")
         attrs.setdefault("source_format", "array")
         attrs.setdefault("original_dtype", str(image.dtype))
-        channel_names = (
-            [str(v) for v in image.coords["c"].values] if "c" in image.coords else None
-        )
+        channel_names = [str(v) for v in image.coords["c"].values] if "c" in image.coords else None
         return make_image(
             data,
             image.dims,
@@ -172,7 +170,9 @@ def _as_image(
             units=units if units is not None else un,
             channel_names=list(image.c.values) if "c" in image.coords else None,
             name=image.name,
-            attrs={k: v for k, v in image.attrs.items() if k not in ("spacing", "origin", "units")},
+            attrs={
+                k: v for k, v in image.attrs.items() if k not in ("spacing", "origin", "units")
+            },
         )
     return image
 

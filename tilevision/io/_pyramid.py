@@ -128,8 +128,10 @@ def _downsample_block(block: np.ndarray, axes: Mapping[int, int], method: str) -
         index = tuple(slice(None, None, axes[i]) for i in range(block.ndim))
         return block[index]
     pad = [(0, (-block.shape[i]) % axes[i]) for i in range(block.ndim)]
-    padded = np.pad(block.astype(np.float64), pad, mode="edge") if any(p[1] for p in pad) else (
-        block.astype(np.float64)
+    padded = (
+        np.pad(block.astype(np.float64), pad, mode="edge")
+        if any(p[1] for p in pad)
+        else (block.astype(np.float64))
     )
     shape: list[int] = []
     for i in range(block.ndim):

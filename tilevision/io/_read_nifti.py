@@ -6,7 +6,7 @@ voxels are then read lazily, never the whole volume at once:
 - uncompressed files are memory-mapped at ``vox_offset`` (as nibabel's own
   array proxy does);
 - gzip/bzip2 files are decompressed front to back by a
-  :class:`~tilevision.io._read_nrrd.DecompressedStream` that continues where the
+  :class:`~tilevision.io._stream.DecompressedStream` that continues where the
   last read stopped and restarts from a saved checkpoint when a read goes back.
   (Slicing nibabel's ``img.dataobj`` slab by slab re-decompresses the file from
   its start on every read unless ``indexed_gzip`` is installed, which is
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._read_nrrd import DecompressedStream, axis_origins, read_c_region, to_native
 from ._source import BlockSource, rescaled_dtype
+from ._stream import DecompressedStream, axis_origins, read_c_region, to_native
 
 __all__ = ["NiftiSource", "read_nifti"]
 

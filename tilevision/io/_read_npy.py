@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._image import default_dims, validate_dims
-from ._source import BlockSource
+from ._source import BlockSource, MappedArray
 
 __all__ = ["NpySource", "read_npy"]
 
@@ -35,7 +35,8 @@ class NpySource(BlockSource):
         self.origin = dict.fromkeys(spatial, 0.0)
         self.units = dict.fromkeys(spatial)
         self.metadata = {"fortran_order": bool(array.flags.f_contiguous and array.ndim > 1)}
-        self._mmap: np.ndarray | None = array
+        del array  # mapped again on the first read, with a bounded footprint
+        self._mmap: MappedArray | None = None
 
     def _handle_attrs(self) -> tuple[str, ...]:
         return ("_mmap",)
@@ -45,8 +46,9 @@ class NpySource(BlockSource):
 
     def _read(self, key: tuple[slice, ...]) -> np.ndarray:
         if self._mmap is None:
-            self._mmap = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return np.array(self._mmap[key])
+            path = self.path
+            self._mmap = MappedArray(lambda: np.load(path, mmap_mode="r", allow_pickle=False))
+        return self._mmap[key]
 
 
 def read_npy(path: str | Path, *, dims: Any = None) -> NpySource:

@@ -25,7 +25,7 @@ import zarr
 
 from .._image import validate_dims
 from ._ngff import normalise_unit
-from ._source import BlockSource
+from ._source import BlockSource, MappedArray
 
 __all__ = ["TiffSource", "read_tiff"]
 
@@ -78,7 +78,7 @@ class TiffSource(BlockSource):
         self._tif: tifffile.TiffFile | None = None
         self._store: Any = None
         self._array: Any = None
-        self._mmap: np.ndarray | None = None
+        self._mmap: MappedArray | None = None
         with _tifffile_errors() as errors:
             try:
                 tif = tifffile.TiffFile(self.path)
@@ -220,10 +220,10 @@ class TiffSource(BlockSource):
         if self._memmap_offset is not None:
             if self._mmap is None:
                 dtype = np.dtype(self._byteorder + self.dtype.char)
-                self._mmap = np.memmap(
-                    self.path, dtype=dtype, mode="r", offset=self._memmap_offset,
-                    shape=self._file_shape, order="C",
-                )  # fmt: skip
+                path, offset, shape = self.path, self._memmap_offset, self._file_shape
+                self._mmap = MappedArray(
+                    lambda: np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+                )
             return self._mmap
         if self._array is None:
             tif = tifffile.TiffFile(self.path)

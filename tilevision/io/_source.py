@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,11 +21,74 @@ import xarray as xr
 from .._image import make_image
 from .._version import __version__
 
-__all__ = ["BlockSource", "rescaled_dtype"]
+__all__ = ["BlockSource", "MappedArray", "rescaled_dtype"]
 
 #: largest block (bytes) a reader is asked for when its natural read unit is
 #: widened beyond the target chunk (e.g. whole DICOM slices).
 MAX_READ_BLOCK_BYTES = 128 * 2**20
+
+
+#: bytes of a file a reader keeps memory-mapped at once. Pages read through a memory
+#: map stay in the process's resident set (RSS) until they are unmapped, so a map kept
+#: open for a whole ingest would make RSS grow to the size of the file.
+MAX_MAPPED_BYTES = 256 * 2**20
+
+
+class MappedArray:
+    """An array in a file, read by region through a memory map of bounded footprint.
+
+    ``open_map()`` returns a fresh read-only ``np.memmap`` of the array. The map is
+    dropped and reopened whenever the bytes read since it was opened would span more
+    than ``limit`` bytes, which returns the pages read to the page cache; consecutive
+    reads of neighbouring blocks still share the pages they both touch. Indexing
+    returns a copy (never a view of the map). Safe to use from several threads.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
+    >>> np.save(path, np.arange(12, dtype="uint8").reshape(3, 4))
+    >>> mapped = MappedArray(lambda: np.load(path, mmap_mode="r"), limit=4)
+    >>> mapped[0:2, 1:3], mapped[2:3, :]
+    (array([[1, 2],
+           [5, 6]], dtype=uint8), array([[ 8,  9, 10, 11]], dtype=uint8))
+    """
+
+    def __init__(self, open_map: Callable[[], np.ndarray], limit: int = MAX_MAPPED_BYTES) -> None:
+        self._open_map = open_map
+        self._limit = int(limit)
+        self._map: np.ndarray | None = None
+        self._span: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        with self._lock:
+            if self._map is None:
+                self._map, self._span = self._open_map(), None
+            view = self._map[key]
+            if view.size:
+                lo, hi = _byte_range(view, self._map)
+                if self._span is not None:
+                    lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
+                if hi - lo > self._limit and self._span is not None:
+                    del view  # other threads' views keep the old map alive until they are done
+                    self._map = self._open_map()
+                    view = self._map[key]
+                    lo, hi = _byte_range(view, self._map)
+                self._span = (lo, hi)
+        return np.array(view)
+
+    def close(self) -> None:
+        """Unmap the file (it is mapped again on the next read)."""
+        with self._lock:
+            self._map = self._span = None
+
+
+def _byte_range(view: np.ndarray, base: np.ndarray) -> tuple[int, int]:
+    """Offsets in ``base``'s buffer of the first and one past the last byte of ``view``."""
+    start = view.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    extent = sum((n - 1) * abs(s) for n, s in zip(view.shape, view.strides))
+    return start, start + extent + view.itemsize
 
 
 class BlockSource:
