@@ -23,6 +23,7 @@ __all__ = [
     "footprint_radius",
     "gaussian_radius",
     "hessian_radius",
+    "odd_pixels",
     "plan_depth",
     "prepare_chunks",
     "size_radius",
@@ -295,6 +296,20 @@ def to_pixels(
     if units == "physical":
         return tuple(v / s for v, s in zip(values, spacing))
     raise ValueError(f"units must be 'pixel' or 'physical', got {units!r}.")
+
+
+def odd_pixels(length: float) -> int:
+    """The odd number of pixels nearest to ``length`` pixels (at least 1).
+
+    A length of exactly an even number of pixels rounds up (4.0 → 5), so the
+    window is always centred on its pixel.
+
+    Examples
+    --------
+    >>> [odd_pixels(v) for v in (0.4, 1.0, 2.0, 2.9, 3.2, 4.0, 7.1)]
+    [1, 1, 3, 3, 3, 5, 7]
+    """
+    return 2 * math.floor(length / 2) + 1
 
 
 def canny_radius(sigma: float | Sequence[float], ndim: int) -> tuple[int, ...]:

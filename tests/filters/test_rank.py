@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tilevision as tv
+from tilevision._halo import odd_pixels
 from tilevision.filters import (
     available_steps,
     chain,
@@ -20,7 +21,6 @@ from tilevision.filters import (
     step,
     uniform,
 )
-from tilevision.filters._rank import odd_pixels
 from tilevision.testing import (
     AWKWARD_CHUNKS_2D,
     AWKWARD_CHUNKS_3D,

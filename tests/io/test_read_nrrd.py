@@ -126,7 +126,9 @@ def test_raw_is_memory_mapped(tmp_path):
     path = _write(tmp_path / "v.nrrd", data, {"encoding": "raw"})
     src = read_nrrd(path)
     np.testing.assert_array_equal(src[1:3, :, 4:6], data[1:3, :, 4:6])
-    assert isinstance(src._mmap, np.memmap)
+    from tilevision.io._source import MappedArray
+
+    assert isinstance(src._mmap, MappedArray)
 
 
 @pytest.mark.parametrize("encoding", ["raw", "gzip"])

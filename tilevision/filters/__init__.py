@@ -9,11 +9,14 @@ from . import (
     _canny,
     _chain,
     _edges,
+    _footprints,
+    _gaussian_derivatives,
     _hessian,
     _intensity,
     _label,
     _morphology,
     _rank,
+    _small_objects,
     _smooth,
     _steps,
     _threshold,
@@ -21,11 +24,14 @@ from . import (
 from ._canny import *  # noqa: F403
 from ._chain import chain as chain
 from ._edges import *  # noqa: F403
+from ._footprints import *  # noqa: F403
+from ._gaussian_derivatives import *  # noqa: F403
 from ._hessian import *  # noqa: F403
 from ._intensity import *  # noqa: F403
 from ._label import *  # noqa: F403
 from ._morphology import *  # noqa: F403
 from ._rank import *  # noqa: F403
+from ._small_objects import *  # noqa: F403
 from ._smooth import *  # noqa: F403
 from ._steps import Step as Step
 from ._steps import available_steps as available_steps
@@ -40,11 +46,14 @@ __all__ = sorted(
         "step",
         *_canny.__all__,
         *_edges.__all__,
+        *_footprints.__all__,
+        *_gaussian_derivatives.__all__,
         *_hessian.__all__,
         *_intensity.__all__,
         *_label.__all__,
         *_morphology.__all__,
         *_rank.__all__,
+        *_small_objects.__all__,
         *_smooth.__all__,
         *_threshold.__all__,
     }

@@ -1,3 +1,11 @@
 """Import the modules that register the built-in local steps."""
 
-from . import _edges, _intensity, _morphology, _rank, _smooth, _threshold  # noqa: F401
+from . import (  # noqa: F401
+    _edges,
+    _gaussian_derivatives,
+    _intensity,
+    _morphology,
+    _rank,
+    _smooth,
+    _threshold,
+)

@@ -22,27 +22,27 @@ The plan, for a Dask image (every step lazy, memory per task bounded):
    that set is ready) and kept with a per-chunk ``np.isin``.
 
 Clones leave the quantile thresholds shared (``bind(..., omit=...)``), so the
-global reduction runs once.
+global reduction runs once. The non-maximum suppression kernels are in
+``_canny_nms``, the hysteresis in ``_canny_hysteresis``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask._task_spec import TaskRef
 from dask.base import tokenize
 from dask.graph_manipulation import bind
 
-from .._dtype import MASK_DTYPE, check_numeric
+from .._dtype import check_numeric
 from .._halo import canny_radius, prepare_chunks, to_pixels
+from ._canny_hysteresis import hysteresis_tiled, hysteresis_whole
+from ._canny_nms import suppress_non_maxima
 from ._chain import unwrap, wrap_like
 from ._intensity import global_percentiles
-from ._label import GraphBuilder, LabelPlan
 from ._smooth import Units
 from ._steps import Mode, check_mode
 
@@ -50,10 +50,6 @@ from ._steps import Mode, check_mode
 _TRUNCATE = 4.0
 
 __all__ = ["canny"]
-
-#: a 3-D gradient component counts towards the NMS step where |g_k| ≥ this × max|g|
-#: (tan 22.5°: the same cones as the usual 8-direction quantisation in 2-D)
-NMS_CONE = math.tan(math.pi / 8)
 
 # --------------------------------------------------------------------------- conversion
 
@@ -132,86 +128,6 @@ def _gradients(smoothed: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return grads, magnitude
 
 
-def _eroded(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Pixels whose whole 3×3(×3) neighbourhood is inside the image (and the mask)."""
-    import scipy.ndimage as ndi
-
-    if mask is not None:
-        structure = ndi.generate_binary_structure(len(shape), len(shape))
-        return ndi.binary_erosion(mask, structure, border_value=0)
-    eroded = np.zeros(shape, dtype=bool)
-    eroded[tuple(slice(1, -1) for _ in shape)] = True
-    return eroded
-
-
-def _low_floor(low: Any) -> np.float32:
-    """The low threshold as scikit-image's NMS sees it (a C float; 0 → 1e-14)."""
-    value = np.float32(low)
-    return np.float32(1e-14) if value == 0 else value
-
-
-def _nms_2d(
-    gi: np.ndarray, gj: np.ndarray, mag: np.ndarray, eroded: np.ndarray, low: Any
-) -> np.ndarray:
-    """``skimage.feature._canny_cy._nonmaximum_suppression_bilinear``, vectorised.
-
-    The magnitude is compared with its bilinear interpolation between the two
-    pixels on each side along the gradient, in the same float operations as the
-    Cython code (``w`` and ``neighbour2 * w`` in the image's float type, the rest
-    in double).
-    """
-    out = np.zeros_like(mag)
-    x, y = np.nonzero(eroded & (mag >= _low_floor(low)))
-    a, b = gi[x, y], gj[x, y]
-    same = ((a >= 0) & (b >= 0)) | ((a <= 0) & (b <= 0))  # gradients of one sign
-    other = ~same & (((a <= 0) & (b >= 0)) | ((a >= 0) & (b <= 0)))
-    valid = same | other  # False only for NaN gradients
-    x, y, a, b, same = x[valid], y[valid], a[valid], b[valid], same[valid]
-    m = mag[x, y]
-    abs_a, abs_b = np.abs(a), np.abs(b)
-    along_i = np.where(same, abs_a > abs_b, abs_a >= abs_b)  # nearest neighbour along axis 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(along_i, abs_b / abs_a, abs_a / abs_b)
-    s = np.where(same, 1, -1)  # the diagonal neighbour is (s, 1) / (-s, -1)
-    di = np.where(along_i, s, 0)
-    dj = np.where(along_i, 0, 1)
-    w64, m64 = w.astype(np.float64), m.astype(np.float64)
-
-    def not_above(sign: int) -> np.ndarray:
-        near = mag[x + sign * di, y + sign * dj].astype(np.float64)
-        diag = (mag[x + sign * s, y + sign] * w).astype(np.float64)
-        return diag + near * (1.0 - w64) <= m64
-
-    keep = not_above(1)
-    keep &= not_above(-1)
-    out[x[keep], y[keep]] = m[keep]
-    return out
-
-
-def _nms_nd(grads: list[np.ndarray], mag: np.ndarray, eroded: np.ndarray, low: Any) -> np.ndarray:
-    """Nearest-direction non-maximum suppression (any ndim; used for 3-D).
-
-    The step towards the neighbour along the gradient has component
-    ``sign(g_k)`` where ``|g_k| >= NMS_CONE * max_j |g_j|`` (in the image's float
-    type) and 0 elsewhere: one of the 26 neighbours in 3-D. A pixel is kept where
-    its magnitude is ≥ the magnitude one step forward and one step back.
-    """
-    out = np.zeros_like(mag)
-    idx = np.nonzero(eroded & (mag >= _low_floor(low)))
-    g = [gk[idx] for gk in grads]
-    largest = np.abs(g[0])
-    for gk in g[1:]:
-        largest = np.maximum(largest, np.abs(gk))
-    cone = NMS_CONE * largest
-    step = [np.where(np.abs(gk) >= cone, np.sign(gk), 0).astype(np.intp) for gk in g]
-    m = mag[idx]
-    forward = mag[tuple(i + d for i, d in zip(idx, step))]
-    back = mag[tuple(i - d for i, d in zip(idx, step))]
-    keep = (forward <= m) & (back <= m)
-    out[tuple(i[keep] for i in idx)] = m[keep]
-    return out
-
-
 def _classify(suppressed: np.ndarray, high: Any) -> np.ndarray:
     """0 none, 1 weak, 2 strong (scikit-image: ``low_mask``, ``high_mask``)."""
     low_mask = suppressed > 0
@@ -267,87 +183,12 @@ def _canny_block(
     if what == "magnitude":
         result = magnitude
     else:
-        eroded = _eroded(None if mask is None else mask[inner], smoothed.shape)
-        if smoothed.ndim == 2:
-            suppressed = _nms_2d(grads[0], grads[1], magnitude, eroded, low)
-        else:
-            suppressed = _nms_nd(grads, magnitude, eroded, low)
+        inner_mask = None if mask is None else mask[inner]
+        suppressed = suppress_non_maxima(grads, magnitude, inner_mask, low)
         result = _classify(suppressed, high)
     if any(lo or hi for lo, hi in crop):
         result = np.pad(result, crop)
     return result
-
-
-# --------------------------------------------------------------------------- hysteresis
-
-
-def _hysteresis_whole(candidates: np.ndarray) -> np.ndarray:
-    """scikit-image's edge tracking on a whole in-memory candidate map."""
-    import scipy.ndimage as ndi
-
-    low_mask = candidates != 0
-    labels, count = ndi.label(low_mask, np.ones((3,) * candidates.ndim, dtype=bool))
-    if count == 0:
-        return low_mask
-    good = np.zeros(count + 1, dtype=bool)
-    good[np.unique(labels[candidates == 2])] = True
-    return good[labels]
-
-
-def _stack_seeds(candidates: np.ndarray) -> np.ndarray:
-    return np.stack([candidates != 0, candidates == 2])
-
-
-def _strong_ids(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels[1])
-    return ids[ids != 0]
-
-
-def _union(*parts: np.ndarray) -> np.ndarray:
-    return np.unique(np.concatenate(parts))
-
-
-def _keep(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    ids = labels[0]
-    return (ids != 0) & np.isin(ids, kept)
-
-
-def _hysteresis_tiled(candidates: da.Array, omit: Sequence[Any] = ()) -> da.Array:
-    """Components of weak ∪ strong that hold a strong pixel, resolved across tiles.
-
-    Three passes over the candidates, none holding more than a chunk: the label
-    equivalences, the labels under strong pixels, the labels kept.
-    """
-    ndim = candidates.ndim
-    stacked = da.map_blocks(
-        _stack_seeds,
-        candidates,
-        new_axis=0,
-        chunks=((2,), *candidates.chunks),
-        dtype=MASK_DTYPE,
-        meta=np.empty((0,) * (ndim + 1), MASK_DTYPE),
-    )
-    plan = LabelPlan(stacked, ndim + 1)
-    labels = plan.labels((), omit)
-    prefix = f"{plan.prefix}-canny-kept"
-    g = GraphBuilder(prefix, [labels])
-    leaves = [
-        g.add(f"{prefix}-ids-{flat}", _strong_ids, TaskRef((labels.name, *idx)))
-        for flat, idx in enumerate(np.ndindex(*labels.numblocks))
-    ]
-    root = g.tree(leaves, _union, f"{prefix}-union")
-    assert root is not None  # an image has at least one chunk
-    kept = g.delayed(root)
-    again = plan.labels([kept], omit)
-    return da.map_blocks(
-        _keep,
-        again,
-        kept=kept,
-        drop_axis=0,
-        dtype=MASK_DTYPE,
-        meta=np.empty((0,) * ndim, MASK_DTYPE),
-        name=f"tilevision-canny-{tokenize(again.name)}",
-    )
 
 
 # --------------------------------------------------------------------------- public
@@ -545,7 +386,7 @@ def canny(
             magnitude = _canny_block(array, mask_array, None, None, what="magnitude", **spec)
             low, high = np.percentile(magnitude, [100.0 * low, 100.0 * high])
         cand = _canny_block(array, mask_array, low, high, what="candidates", **spec)
-        return wrap_like(image, _hysteresis_whole(cand), history)
+        return wrap_like(image, hysteresis_whole(cand), history)
 
     depth = canny_radius(sigmas, ndim)
     periodic = [mode == "wrap"] * ndim
@@ -589,4 +430,4 @@ def canny(
         else:
             source, src_mask = bind((array, mask_array), [thresholds])
     candidates = per_block(source, src_mask, low, high, "candidates")
-    return wrap_like(image, _hysteresis_tiled(candidates, omit), history)
+    return wrap_like(image, hysteresis_tiled(candidates, omit), history)

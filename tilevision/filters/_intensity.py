@@ -7,10 +7,11 @@ histogram passes over the bits of the values), then interpolates as NumPy does.
 Both return Dask arrays for Dask input; transforms receive them as 0-d Dask
 arrays through ``map_blocks``, so nothing is computed until the caller asks.
 
-Memory: the passes and the transform that uses their result read the same
-chunks, and Dask keeps a chunk until its last reader is done, so an image that
-is computed or read once is held until the statistic is known (use a
-distributed cluster, which spills to disk, for images larger than memory).
+Memory: every pass after the first, and the transform that uses the result,
+reads the image again from a copy of its graph that waits for the statistic
+(:func:`tilevision._graph.reread_after`), so no chunk is held from one pass to
+the next: memory stays about a few chunks, whatever the image size, at the
+price of one more read of the image per pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from .._dtype import check_numeric, filter_dtype
+from .._graph import reread_after
 from ..io._source import rescaled_dtype
 from ._chain import chain, unwrap, wrap_like
 from ._steps import BoundStep, StepContext, register_step, step
@@ -148,7 +150,7 @@ def histogram(
     ndim = array.ndim
     per_block = da.map_blocks(
         _block_counts,
-        array,
+        reread_after(array, lo, hi),  # read again once the range is known
         lo,
         hi,
         bins=bins,
@@ -462,7 +464,7 @@ def global_percentiles(
         rows = 1 if pass_ == 0 else n_ranks
         per_block = da.map_blocks(
             _block_radix_hist,
-            array,
+            reread_after(array, lazy_state),  # passes after the first read again
             lazy_state,
             pass_,
             rows,
@@ -818,7 +820,7 @@ def normalize(
             return _rescale(channel, bounds[0], bounds[1], orange, clip, dtype)
         return da.map_blocks(
             _rescale,
-            channel,
+            reread_after(channel, bounds),  # read again once the percentiles are known
             bounds[0],
             bounds[1],
             out_range=orange,

@@ -1,4 +1,4 @@
-"""Binary and grey morphology with disk/ball/footprint, and remove_small_objects.
+"""Binary and grey erosion, dilation, opening and closing with disk/ball/footprint.
 
 Every operation is a registered local step (usable in :func:`tilevision.filters.chain`)
 and a thin public function that matches scikit-image on the whole array, border
@@ -16,22 +16,21 @@ conventions included:
   end, SciPy's mirrored binary dilation. The result is bool.
 
 The halo is the footprint radius (``tilevision._halo.footprint_radius``), twice it for
-opening and closing.
+opening and closing. Footprints are built by ``_footprints.make_footprint``;
+``remove_small_objects`` is in ``_small_objects``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-import dask.array as da
 import numpy as np
 
 from .._dtype import MASK_DTYPE
 from .._halo import footprint_radius, plan_depth
-from ._chain import chain, wrap_like
-from ._label import GraphBuilder, LabelPlan, as_mask_array, check_connectivity
+from ._chain import chain
+from ._footprints import make_footprint
 from ._steps import MODES, BoundStep, StepContext, periodic_axes, register_step, step
 
 __all__ = [
@@ -42,110 +41,14 @@ __all__ = [
     "closing",
     "dilation",
     "erosion",
-    "make_footprint",
     "opening",
-    "remove_small_objects",
 ]
+
 
 GreyMode = Literal["reflect", "constant", "nearest", "mirror", "wrap", "max", "min", "ignore"]
 BinaryMode = Literal["ignore", "max", "min"]
 GREY_MODES: tuple[str, ...] = (*MODES, "max", "min", "ignore")
 BINARY_MODES: tuple[str, ...] = ("ignore", "max", "min")
-
-
-def _rectangle(ndim: int) -> Callable[[int], np.ndarray]:
-    from skimage.morphology import footprint_rectangle
-
-    return lambda width: footprint_rectangle((width,) * ndim)
-
-
-def _named(name: str) -> tuple[int, Callable[[int], np.ndarray]]:
-    import skimage.morphology as morph
-
-    table: dict[str, tuple[int, Callable[[int], np.ndarray]]] = {
-        "disk": (2, morph.disk),
-        "diamond": (2, morph.diamond),
-        "square": (2, _rectangle(2)),
-        "ball": (3, morph.ball),
-        "octahedron": (3, morph.octahedron),
-        "cube": (3, _rectangle(3)),
-    }
-    if name not in table:
-        raise ValueError(
-            f"unknown footprint {name!r}; named footprints are {', '.join(table)} (e.g. "
-            "'disk(3)' or ('ball', 2)), or pass an array of True/False."
-        )
-    return table[name]
-
-
-def make_footprint(footprint: Any, ndim: int) -> np.ndarray:
-    """A boolean footprint from an array, a name with a size, or None (the cross).
-
-    Names: ``"disk(r)"``, ``"diamond(r)"``, ``"square(w)"`` (2-D), ``"ball(r)"``,
-    ``"octahedron(r)"``, ``"cube(w)"`` (3-D), as strings or ``(name, size)`` pairs;
-    built with ``skimage.morphology``. None gives scikit-image's default, the
-    connectivity-1 cross.
-
-    Examples
-    --------
-    >>> make_footprint("disk(1)", 2).astype(int)
-    array([[0, 1, 0],
-           [1, 1, 1],
-           [0, 1, 0]])
-    >>> make_footprint(("cube", 2), 3).shape
-    (2, 2, 2)
-    >>> make_footprint("disk(2)", 3)
-    Traceback (most recent call last):
-    ...
-    ValueError: the footprint 'disk(2)' is 2-D but the image has 3 spatial axes; use ...
-    """
-    import scipy.ndimage as ndi
-
-    if footprint is None:
-        return ndi.generate_binary_structure(ndim, 1)
-    if isinstance(footprint, str):
-        match = re.fullmatch(r"\s*([a-z]+)\s*\(\s*(\d+)\s*\)\s*", footprint)
-        if match is None:
-            raise ValueError(
-                f"cannot read the footprint {footprint!r}; write a name with a size, e.g. "
-                "'disk(3)', 'ball(2)', 'square(5)', or pass an array of True/False."
-            )
-        spec: Any = (match[1], int(match[2]))
-    elif (
-        isinstance(footprint, (tuple, list))
-        and len(footprint) == 2
-        and isinstance(footprint[0], str)
-    ):
-        spec = footprint
-    else:
-        spec = None
-    if spec is not None:
-        name, size = spec
-        fp_ndim, build = _named(name)
-        if fp_ndim != ndim:
-            alt = {"disk": "ball", "diamond": "octahedron", "square": "cube"}
-            alt.update({v: k for k, v in alt.items()})
-            raise ValueError(
-                f"the footprint {footprint!r} is {fp_ndim}-D but the image has {ndim} "
-                f"spatial axes; use {alt[name]}({size}) or an array with {ndim} axes."
-            )
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"the footprint size must be an integer ≥ 1, got {size!r}.")
-        return np.asarray(build(int(size))).astype(bool)
-    fp = np.asarray(footprint)
-    if fp.dtype.kind not in "biuf" or (fp.dtype != bool and not np.isin(fp, (0, 1)).all()):
-        raise ValueError(
-            "the footprint must hold True/False (or 0/1) values; build it with e.g. "
-            "skimage.morphology.disk(2), or name it: 'disk(2)'."
-        )
-    if fp.ndim != ndim:
-        raise ValueError(
-            f"the footprint has {fp.ndim} axes but the image has {ndim} spatial axes; give "
-            f"a {ndim}-D footprint (e.g. {'ball(2)' if ndim == 3 else 'disk(2)'})."
-        )
-    if not fp.any():
-        raise ValueError("the footprint has no True element; it must select some pixels.")
-    return fp.astype(bool)
 
 
 def _pad(fp: np.ndarray, at_end: bool) -> np.ndarray:
@@ -459,132 +362,3 @@ def binary_closing(
 for _name, _what in _WHAT.items():
     globals()[_name].__doc__ = _GREY_DOC.format(name=_name, what=_what)
     globals()[f"binary_{_name}"].__doc__ = _BINARY_DOC.format(name=_name, what=_what)
-
-
-# -- remove_small_objects -----------------------------------------------------------------
-
-
-def _bincount(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, pixel counts) of the labels in a chunk (sparse: only the ids present)."""
-    if block.size and block.min() < 0:
-        raise ValueError(
-            "remove_small_objects got negative labels; label images must be ≥ 0. Relabel "
-            "them with tilevision.filters.label, or pass a boolean mask."
-        )
-    counts = np.bincount(block.ravel())
-    ids = np.flatnonzero(counts)
-    return ids, counts[ids]
-
-
-def _add_counts(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    ids, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
-    counts = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]))
-    return ids, counts.astype(np.int64)
-
-
-def _dense(part: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    ids, counts = part
-    out = np.zeros(int(ids[-1]) + 1 if ids.size else 1, dtype=np.int64)
-    out[ids] = counts
-    return out
-
-
-def _object_sizes(labels: da.Array, prefix: str) -> Any:
-    """Pixels per label id (a dense table), summed up a tree of tasks (lazy, a Delayed)."""
-    g = GraphBuilder(prefix, [labels])
-    leaves = [
-        g.add(f"{prefix}-bincount-{flat}", _bincount, _ref(labels, idx))
-        for flat, idx in enumerate(np.ndindex(*labels.numblocks))
-    ]
-    total = g.tree(leaves, _add_counts, f"{prefix}-sum")
-    return g.delayed(g.add(f"{prefix}-table", _dense, total))
-
-
-def _ref(array: da.Array, idx: tuple[int, ...]) -> Any:
-    from dask._task_spec import TaskRef
-
-    return TaskRef((array.name, *idx))
-
-
-def _keep_mask(labels: np.ndarray, sizes: np.ndarray, max_size: int) -> np.ndarray:
-    return (labels > 0) & (sizes[labels] > max_size)
-
-
-def _drop_labels(labels: np.ndarray, sizes: np.ndarray, max_size: int) -> np.ndarray:
-    return np.where(sizes[labels] > max_size, labels, 0).astype(labels.dtype, copy=False)
-
-
-def remove_small_objects(mask: Any, max_size: int = 64, *, connectivity: int = 1) -> Any:
-    """Remove objects of ``max_size`` pixels or fewer, as scikit-image 0.26 does.
-
-    This follows scikit-image 0.26, where ``max_size`` (inclusive: objects of
-    ``max_size`` pixels or fewer go) replaced the deprecated ``min_size`` (exclusive).
-    For the old ``min_size=n`` pass ``max_size=n - 1``. Objects are the components of
-    :func:`tilevision.filters.label` across all tiles, so an object split by chunk
-    borders counts as one; object sizes come from a tree-summed, lazy ``bincount``.
-
-    Parameters
-    ----------
-    mask : xarray.DataArray, dask.array.Array or numpy.ndarray
-        A boolean mask (labelled with ``connectivity``), or an integer label image
-        whose ids are the objects (as in scikit-image; ids must be ≥ 0 and the
-        per-id count table, one entry per id up to the largest, must fit in memory).
-    max_size : int, optional
-        Objects with this many pixels or fewer are removed (default 64).
-    connectivity : int, optional
-        1 = faces only (default, as scikit-image), up to ``ndim`` = every neighbour.
-
-    Returns
-    -------
-    Same type and dtype as ``mask`` (lazy for Dask and DataArray input).
-
-    Examples
-    --------
-    >>> import numpy as np, dask.array as da, skimage.morphology as morph
-    >>> m = da.random.default_rng(4).random((60, 70), chunks=(16, 25)) > 0.5
-    >>> out = remove_small_objects(m, 5, connectivity=2)
-    >>> ref = morph.remove_small_objects(m.compute(), max_size=5, connectivity=2)
-    >>> bool((out.compute() == ref).all())
-    True
-    """
-    array, _ = as_mask_array(mask, "remove_small_objects")
-    if array.dtype.kind not in "biu":
-        raise TypeError(
-            f"remove_small_objects needs a boolean mask or an integer label image, got "
-            f"{array.dtype}; threshold it first (e.g. image > 0.5)."
-        )
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 0:
-        raise ValueError(f"max_size must be an integer ≥ 0 (pixels), got {max_size!r}.")
-    conn = check_connectivity(connectivity, array.ndim)
-    max_size = int(max_size)
-    history = f"remove_small_objects(max_size={max_size}, connectivity={conn})"
-    if isinstance(array, np.ndarray):
-        return wrap_like(mask, _remove_numpy(array, max_size, conn), history)
-    if array.dtype == bool:
-        plan = LabelPlan(array, conn)
-        sizes = _object_sizes(plan.labels(), f"{plan.prefix}-sizes")
-        labels = plan.labels(after=[sizes])
-        result = da.map_blocks(
-            _keep_mask, labels, sizes=sizes, max_size=max_size, dtype=bool,
-            meta=np.empty((0,) * array.ndim, bool),
-        )  # fmt: skip
-    else:
-        from dask.base import tokenize
-        from dask.graph_manipulation import bind
-
-        sizes = _object_sizes(array, f"tilevision-sizes-{tokenize(array.name)}")
-        result = da.map_blocks(
-            _drop_labels, bind(array, [sizes]), sizes=sizes, max_size=max_size,
-            dtype=array.dtype, meta=np.empty((0,) * array.ndim, array.dtype),
-        )  # fmt: skip
-    return wrap_like(mask, result, history)
-
-
-def _remove_numpy(array: np.ndarray, max_size: int, connectivity: int) -> np.ndarray:
-    import scipy.ndimage as ndi
-
-    if array.dtype == bool:
-        structure = ndi.generate_binary_structure(array.ndim, connectivity)
-        labels, _ = ndi.label(array, structure)
-        return _keep_mask(labels, np.bincount(labels.ravel()), max_size)
-    return _drop_labels(array, _dense(_bincount(array)), max_size)

@@ -6,132 +6,20 @@ thin public function. The window is a box of ``size`` pixels per axis or a boole
 ``footprint_radius``), so tiles give the whole-array SciPy result at every pixel.
 A window larger than the image is fine: along such an axis the image is merged
 into one chunk and SciPy extends it by ``mode`` exactly as for the whole array.
+The window is validated and resolved in ``_rank_window``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-
-from .._halo import as_per_axis, footprint_radius, size_radius, to_pixels
 from ._chain import chain
-from ._steps import (
-    BoundStep,
-    Mode,
-    StepContext,
-    check_mode,
-    periodic_axes,
-    register_step,
-    step,
-)
+from ._rank_window import DEFAULT_SIZE, Size, Units, rank_step, window_params
+from ._steps import BoundStep, Mode, StepContext, register_step, step
 
 __all__ = ["maximum", "median", "minimum", "percentile", "uniform"]
-
-Units = Literal["pixel", "physical"]
-Size = int | float | Sequence[int | float]
-
-#: SciPy's default window when neither ``size`` nor ``footprint`` is given (as
-#: ``skimage.filters.median``: 3 pixels along every axis)
-DEFAULT_SIZE = 3
-
-
-def odd_pixels(length: float) -> int:
-    """The odd number of pixels nearest to ``length`` pixels (at least 1).
-
-    A length of exactly an even number of pixels rounds up (4.0 → 5), so the
-    window is always centred on its pixel.
-
-    Examples
-    --------
-    >>> [odd_pixels(v) for v in (0.4, 1.0, 2.0, 2.9, 3.2, 4.0, 7.1)]
-    [1, 1, 3, 3, 3, 5, 7]
-    """
-    return 2 * math.floor(length / 2) + 1
-
-
-def _check_size(size: Size, ctx: StepContext, units: Units) -> tuple[int, ...]:
-    """Validate ``size`` (pixels, or physical lengths) and return pixels per axis."""
-    values = as_per_axis(size, ctx.ndim, "size")
-    if any(not np.isfinite(v) or v <= 0 for v in values):
-        raise ValueError(
-            f"size must be > 0 along every axis, got {size!r}; give the window width in "
-            "pixels (e.g. size=3), or in millimetres/micrometres with units='physical'."
-        )
-    if units == "physical":
-        return tuple(odd_pixels(v) for v in to_pixels(values, ctx.spacing, units, "size"))
-    if units != "pixel":
-        raise ValueError(f"units must be 'pixel' or 'physical', got {units!r}.")
-    if any(not float(v).is_integer() for v in values):
-        raise ValueError(
-            f"size must be a whole number of pixels, got {size!r}; round it, or pass "
-            "units='physical' to give it in the image's physical units."
-        )
-    return tuple(int(v) for v in values)
-
-
-def _check_footprint(footprint: Any, ndim: int) -> np.ndarray:
-    """Validate a footprint: ``ndim`` axes of True/False (or 0/1), at least one True."""
-    fp = np.asarray(footprint)
-    if fp.dtype != bool:
-        if fp.dtype.kind not in "biuf" or not np.isin(fp, (0, 1)).all():
-            raise ValueError(
-                "footprint must be boolean (True/False or 0/1 values), got values of dtype "
-                f"{fp.dtype}; build it with e.g. skimage.morphology.disk(2) or "
-                "numpy.ones((3, 3), bool)."
-            )
-        fp = fp.astype(bool)
-    if fp.ndim != ndim:
-        raise ValueError(
-            f"footprint has {fp.ndim} axes but the image has {ndim} spatial axes; give a "
-            f"{ndim}-D footprint (e.g. skimage.morphology.{'ball' if ndim == 3 else 'disk'}(1))."
-        )
-    if not fp.any():
-        raise ValueError("footprint has no True element; it must select at least one pixel.")
-    return fp
-
-
-def _window(
-    ctx: StepContext, size: Size | None, footprint: Any, units: Units
-) -> tuple[tuple[int, ...] | None, np.ndarray | None, tuple[int, ...]]:
-    """Resolve (size, footprint) into SciPy arguments and the halo radius."""
-    if footprint is not None:
-        if size is not None:
-            raise ValueError(
-                "give either size or footprint, not both (a footprint sets the window)."
-            )
-        if units != "pixel":
-            raise ValueError(
-                "units='physical' applies to size; a footprint is given in pixels. Pass "
-                "size= in physical units instead, or drop units."
-            )
-        fp = _check_footprint(footprint, ctx.ndim)
-        return None, fp, footprint_radius(fp)
-    sizes = _check_size(DEFAULT_SIZE if size is None else size, ctx, units)
-    return sizes, None, size_radius(sizes, ctx.ndim)
-
-
-def _rank_step(
-    name: str,
-    ctx: StepContext,
-    size: Size | None,
-    footprint: Any,
-    mode: Mode | Sequence[Mode],
-    cval: float,
-    units: Units,
-    run: Any,
-) -> BoundStep:
-    """A BoundStep that casts to the working dtype and runs ``run(block, size, fp)``."""
-    sizes, fp, radius = _window(ctx, size, footprint, units)
-    check_mode(mode, ctx.ndim)
-    dtype = ctx.float_dtype
-
-    def func(block: Any) -> Any:
-        return run(block.astype(dtype, copy=False), sizes, fp, mode, cval)
-
-    return BoundStep(name, func, radius, dtype, periodic=periodic_axes(mode, ctx.ndim))
 
 
 @register_step("median")
@@ -149,7 +37,7 @@ def _median_step(
     def run(block: Any, sizes: Any, fp: Any, mode: Any, cval: float) -> Any:
         return ndi.median_filter(block, size=sizes, footprint=fp, mode=mode, cval=cval)
 
-    return _rank_step("median", ctx, size, footprint, mode, cval, units, run)
+    return rank_step("median", ctx, size, footprint, mode, cval, units, run)
 
 
 @register_step("minimum")
@@ -167,7 +55,7 @@ def _minimum_step(
     def run(block: Any, sizes: Any, fp: Any, mode: Any, cval: float) -> Any:
         return ndi.minimum_filter(block, size=sizes, footprint=fp, mode=mode, cval=cval)
 
-    return _rank_step("minimum", ctx, size, footprint, mode, cval, units, run)
+    return rank_step("minimum", ctx, size, footprint, mode, cval, units, run)
 
 
 @register_step("maximum")
@@ -185,7 +73,7 @@ def _maximum_step(
     def run(block: Any, sizes: Any, fp: Any, mode: Any, cval: float) -> Any:
         return ndi.maximum_filter(block, size=sizes, footprint=fp, mode=mode, cval=cval)
 
-    return _rank_step("maximum", ctx, size, footprint, mode, cval, units, run)
+    return rank_step("maximum", ctx, size, footprint, mode, cval, units, run)
 
 
 @register_step("percentile")
@@ -212,7 +100,7 @@ def _percentile_step(
     def run(block: Any, sizes: Any, fp: Any, mode: Any, cval: float) -> Any:
         return ndi.percentile_filter(block, pct, size=sizes, footprint=fp, mode=mode, cval=cval)
 
-    return _rank_step("percentile", ctx, size, footprint, mode, cval, units, run)
+    return rank_step("percentile", ctx, size, footprint, mode, cval, units, run)
 
 
 @register_step("uniform")
@@ -229,28 +117,7 @@ def _uniform_step(
     def run(block: Any, sizes: Any, fp: Any, mode: Any, cval: float) -> Any:
         return ndi.uniform_filter(block, size=sizes, mode=mode, cval=cval)
 
-    return _rank_step("uniform", ctx, size, None, mode, cval, units, run)
-
-
-def _window_params(size: Any, footprint: Any) -> dict[str, Any]:
-    """Step parameters for the window given (a footprint as nested lists of bools).
-
-    Lists are serialisable, and tokenised in full (NumPy's repr elides big arrays).
-    """
-    params: dict[str, Any] = {}
-    if size is not None:
-        params["size"] = size
-    if footprint is not None:
-        params["footprint"] = _footprint_param(footprint)
-    return params
-
-
-def _footprint_param(footprint: Any) -> Any:
-    """A footprint as nested lists of bools when it is one (else as given, to be refused)."""
-    fp = np.asarray(footprint)
-    return (
-        fp.astype(bool).tolist() if fp.dtype.kind in "biuf" and np.isin(fp, (0, 1)).all() else fp
-    )
+    return rank_step("uniform", ctx, size, None, mode, cval, units, run)
 
 
 def median(
@@ -314,7 +181,7 @@ def median(
     """
     s = step(
         "median",
-        **_window_params(size, footprint),
+        **window_params(size, footprint),
         mode=mode,
         cval=cval,
         units=units,
@@ -382,7 +249,7 @@ def minimum(
     """
     s = step(
         "minimum",
-        **_window_params(size, footprint),
+        **window_params(size, footprint),
         mode=mode,
         cval=cval,
         units=units,
@@ -452,7 +319,7 @@ def maximum(
     """
     s = step(
         "maximum",
-        **_window_params(size, footprint),
+        **window_params(size, footprint),
         mode=mode,
         cval=cval,
         units=units,
@@ -528,7 +395,7 @@ def percentile(
     s = step(
         "percentile",
         percentile=percentile,
-        **_window_params(size, footprint),
+        **window_params(size, footprint),
         mode=mode,
         cval=cval,
         units=units,

@@ -5,6 +5,10 @@ WHOLE image, never per tile: each is a Dask reduction (the image's range, then i
 histogram) followed by the scikit-image algorithm on that histogram, all kept lazy
 as a 0-d Dask array. The mask ``image > t`` is then applied tile by tile with the
 0-d threshold passed to ``map_blocks``, so nothing is computed until asked.
+Each pass after the first (the histogram after the range, Li's second histogram,
+the mask after the threshold) reads the image again from a copy of its graph that
+waits for what it needs (:func:`tilevision._graph.reread_after`), so no chunk is
+held in memory from one pass to the next.
 
 The histogram is the one scikit-image builds: for integer images one bin per
 integer value over ``[min, max]`` (``nbins`` is ignored, as in scikit-image); for
@@ -27,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from .._dtype import MASK_DTYPE, check_numeric
+from .._graph import reread_after
 from .._halo import as_per_axis, gaussian_radius, size_radius
 from ._chain import chain, unwrap, wrap_like
 from ._intensity import (
@@ -413,10 +418,15 @@ def _li_float_lazy(array: da.Array, nbins: int, nan_policy: str, options: dict[s
     index = tuple(f"i{d}" for d in range(array.ndim))
 
     def pass_(window: da.Array | None) -> da.Array:
+        # each pass reads the image again, once what it needs is known
+        if window is None:
+            source = reread_after(array, lo, hi, n_bad)
+        else:
+            source = reread_after(array, window)
         per_block = da.blockwise(
             _block_li_sums,
             (*index, "p", "q"),
-            array,
+            source,
             index,
             lo,
             (),
@@ -477,7 +487,7 @@ def _histogram_threshold(
     if method == "li" and array.dtype.kind == "f":
         return _result(_li_float_lazy(array, nbins, nan_policy, options), eager)
     lo, hi, n_bad = _finite_range(array)
-    counts = _counts(array, lo, hi, nbins)
+    counts = _counts(reread_after(array, lo, hi, n_bad), lo, hi, nbins)  # read again
     args = (counts, lo, hi, n_bad, method, nbins, array.dtype, nan_policy, options)
     return _result(_lazy(_from_histogram, *args), eager)
 
@@ -805,11 +815,16 @@ def _above(block: np.ndarray, value: Any) -> np.ndarray:
 
 
 def _mask(array: Any, value: Any) -> Any:
-    """``array > value`` tile by tile (``value`` may be a lazy 0-d array)."""
+    """``array > value`` tile by tile (``value`` may be a lazy 0-d array).
+
+    A lazy ``value`` computed from ``array`` is a pass of its own: the mask reads
+    ``array`` again once ``value`` is known instead of holding it meanwhile.
+    """
     if isinstance(array, np.ndarray) and not isinstance(value, da.Array):
         return _above(array, value)
     if isinstance(array, np.ndarray):
         array = da.from_array(array, chunks=array.shape, name=False)
+    array = reread_after(array, value)
     return da.map_blocks(
         _above, array, value, dtype=MASK_DTYPE, meta=np.empty((0,) * array.ndim, MASK_DTYPE)
     )

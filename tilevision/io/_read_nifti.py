@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._source import BlockSource, rescaled_dtype
+from ._source import BlockSource, MappedArray, rescaled_dtype
 from ._stream import DecompressedStream, axis_origins, read_c_region, to_native
 
 __all__ = ["NiftiSource", "read_nifti"]
@@ -158,7 +158,7 @@ class NiftiSource(BlockSource):
             "description": header["descrip"].item().decode("latin-1", "replace").strip("\0 "),
             "intent": str(header.get_intent()[0]),
         }
-        self._mmap: np.ndarray | None = None
+        self._mmap: MappedArray | None = None
         self._stream: DecompressedStream | None = None
 
     def _handle_attrs(self) -> tuple[str, ...]:
@@ -167,11 +167,12 @@ class NiftiSource(BlockSource):
     def _read_raw(self, key: tuple[slice, ...]) -> np.ndarray:
         if self._codec is None:
             if self._mmap is None:
-                self._mmap = np.memmap(
-                    self._data_path, dtype=self._disk_dtype, mode="r",
-                    offset=self._offset, shape=self._file_shape,
-                )  # fmt: skip
-            return to_native(np.array(self._mmap[key]))
+                path, dtype = self._data_path, self._disk_dtype
+                offset, shape = self._offset, self._file_shape
+                self._mmap = MappedArray(
+                    lambda: np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+                )
+            return to_native(self._mmap[key])
         if self._stream is None:
             self._stream = DecompressedStream(self._data_path, 0, self._codec)
         return read_c_region(

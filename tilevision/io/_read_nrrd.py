@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._ngff import normalise_unit
-from ._source import BlockSource
+from ._source import BlockSource, MappedArray
 from ._stream import DecompressedStream, axis_origins, read_c_region, to_native
 
 __all__ = ["NrrdSource", "read_nrrd"]
@@ -115,7 +115,7 @@ class NrrdSource(BlockSource):
         self._init_layout(header, header_end)
         self._init_geometry(header)
         self._stream: DecompressedStream | None = None
-        self._mmap: np.ndarray | None = None
+        self._mmap: MappedArray | None = None
         self._text: np.ndarray | None = None
 
     # -- header ---------------------------------------------------------------------
@@ -323,11 +323,12 @@ class NrrdSource(BlockSource):
             file_key[self._file_dims.index(d)] = k
         if self._encoding == "raw":
             if self._mmap is None:
-                self._mmap = np.memmap(
-                    self._data_path, dtype=self._disk_dtype, mode="r",
-                    offset=self._start, shape=self._file_shape,
-                )  # fmt: skip
-            region = to_native(np.array(self._mmap[tuple(file_key)]))
+                path, dtype = self._data_path, self._disk_dtype
+                offset, shape = self._start, self._file_shape
+                self._mmap = MappedArray(
+                    lambda: np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+                )
+            region = to_native(self._mmap[tuple(file_key)])
         elif self._encoding == "text":
             region = self._read_text()[tuple(file_key)]
         else:
