@@ -199,7 +199,9 @@ def measure_function(
     the call only (not the interpreter start-up or imports); peak RSS is that of the
     whole child process up to the end of the call, start-up included (the sampler in
     the child also adds up any processes the call starts), and ``baseline_rss`` is its
-    RSS just before the call (after imports).
+    RSS just before the call (after imports). ``interval`` and ``env`` are this
+    function's own keywords (``env`` replaces the child's environment), never passed
+    to ``func``.
     """
     with tempfile.TemporaryDirectory(prefix="tv-measure-") as tmp:
         job = Path(tmp) / "job.pkl"

@@ -19,6 +19,7 @@ does not grow::
 
     python benchmarks/bench_ingest.py --size-gib 0.5 4
     python benchmarks/bench_ingest.py --format npy --size-gib 1 --chunks 256 --keep
+    python benchmarks/bench_ingest.py --format tiff --tiff-layout contiguous
 
 Generated files are deleted at the end unless ``--keep``.
 """
@@ -33,9 +34,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,8 +123,12 @@ def plane_region(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     return out
 
 
-def write_tiff(path: Path, shape: tuple[int, int]) -> None:
-    """A tiled, uncompressed 2-D BigTIFF written tile by tile from a generator."""
+def write_tiff(path: Path, shape: tuple[int, int], layout: str = "tiled") -> None:
+    """An uncompressed 2-D BigTIFF written from a generator, never whole in memory.
+
+    ``layout="tiled"``: 512² tiles; ``"contiguous"``: plain rows (what
+    ``tifffile.imwrite`` writes by default; tilevision memory-maps those). Same pixels.
+    """
     import tifffile
 
     ny, nx = shape
@@ -133,12 +139,18 @@ def write_tiff(path: Path, shape: tuple[int, int]) -> None:
             for tx in range(ntx):
                 yield _plane_tile(ty, tx)
 
+    def rows() -> Iterator[np.ndarray]:
+        for ty in range(nty):
+            band = plane_region(ty * TIFF_TILE, min(ny, (ty + 1) * TIFF_TILE), 0, nx)
+            yield from band
+
+    tiled = layout == "tiled"
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         tif.write(
-            tiles(),
+            tiles() if tiled else rows(),
             shape=shape,
             dtype=np.uint16,
-            tile=(TIFF_TILE, TIFF_TILE),
+            tile=(TIFF_TILE, TIFF_TILE) if tiled else None,
             photometric="minisblack",
             compression=None,
             metadata=None,
@@ -219,10 +231,22 @@ def tiff_available() -> bool:
     return importlib.util.find_spec("tilevision.io._read_tiff") is not None
 
 
-def run_one(fmt: str, size_gib: float, workdir: Path, chunks: int | None, keep: bool) -> Row:
+def run_one(
+    fmt: str,
+    size_gib: float,
+    workdir: Path,
+    chunks: int | None,
+    keep: bool,
+    ingest: Callable[..., Any] | None = None,
+    tiff_layout: str = "tiled",
+) -> Row:
+    """Generate one input, ingest it in a fresh process (``ingest``, default
+    ``tilevision.ingest``; it must be importable by name), check and measure it."""
     import zarr
 
     import tilevision
+
+    ingest = tilevision.ingest if ingest is None else ingest
 
     tag = f"{fmt}-{size_gib:g}gib"
     src = workdir / (f"{tag}.npy" if fmt == "npy" else f"{tag}.tif")
@@ -233,25 +257,27 @@ def run_one(fmt: str, size_gib: float, workdir: Path, chunks: int | None, keep: 
         elif stale.exists():
             stale.unlink()
     shape: tuple[int, ...]
+    fmt_label = fmt
     t0 = time.perf_counter()
     if fmt == "npy":
         shape = npy_shape(size_gib)
         write_npy(src, shape)  # type: ignore[arg-type]
     else:
         shape = tiff_shape(size_gib)
-        write_tiff(src, shape)  # type: ignore[arg-type]
+        write_tiff(src, shape, tiff_layout)  # type: ignore[arg-type]
+        fmt_label = "tiff" if tiff_layout == "tiled" else "tiff-c"
     gen_s = time.perf_counter() - t0
     evict_from_page_cache(src)
     print(f"[{tag}] generated {src.name} {shape} uint16 in {gen_s:.1f} s; ingesting…", flush=True)
     try:
         kwargs = {} if chunks is None else {"chunks": chunks}
-        m = _measure.measure_function(tilevision.ingest, str(src), str(dest), **kwargs)
+        m = _measure.measure_function(ingest, str(src), str(dest), **kwargs)
         group = zarr.open_group(str(dest), mode="r")
         levels = len(group.attrs["ome"]["multiscales"][0]["datasets"])
         equal, checked = spot_check(fmt, src, dest, np.random.default_rng(SEED))
         nbytes = int(np.prod(shape)) * 2
         row = Row(
-            fmt=fmt,
+            fmt=fmt_label,
             shape=shape,
             dtype="uint16",
             gib_in=nbytes / GIB,
@@ -323,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="tile edge passed to ingest (default: ingest's 'auto')",
     )
+    parser.add_argument(
+        "--tiff-layout",
+        choices=("tiled", "contiguous"),
+        default="tiled",
+        help="TIFF layout: 512² tiles (default), or contiguous rows (tifffile.imwrite's "
+        "default, which tilevision reads through a memory map)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args(argv)
 
@@ -342,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in args.size_gib:
             for f in formats:
-                rows.append(run_one(f, size, workdir, args.chunks, args.keep))
+                rows.append(
+                    run_one(f, size, workdir, args.chunks, args.keep, tiff_layout=args.tiff_layout)
+                )
     finally:
         if own_workdir and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
