@@ -165,18 +165,68 @@ def apply_blockwise(
     array, depth = prepare_chunks(array, depth_list, rechunk=rechunk, axis_names=axis_names)
     label = name or "-".join(s.name for s in steps)
     token = tokenize(array, [(s.name, dict(s.params)) for s in steps])
+    # halo each later step still needs, per array axis (channels: 0)
+    remaining = []
+    for i in range(len(steps)):
+        rest = list(plan_depth([s.radius for s in steps[i + 1 :]], ndim_spatial))
+        if channel_axis is not None:
+            rest.insert(channel_axis, 0)
+        remaining.append(tuple(rest))
     return da.map_overlap(
-        _run_steps,
+        _run_steps_cropping,
         array,
         depth=dict(enumerate(depth)),
         boundary=dict(enumerate(boundary_list)),
-        trim=True,
+        trim=False,  # each block crops its own halo as the steps consume it
+        chunks=array.chunks,
         dtype=out_dtype,
         meta=np.empty((0,) * array.ndim, dtype=out_dtype),
         name=f"tilevision-{label}-{token}",
         steps=steps,
         channel_axis=channel_axis,
+        halo=depth,
+        periodic=tuple(b == "periodic" for b in boundary_list),
+        remaining=tuple(remaining),
     )
+
+
+def _run_steps_cropping(
+    block: Any,
+    *,
+    steps: Sequence[BoundStep],
+    channel_axis: int | None,
+    halo: Sequence[int],
+    periodic: Sequence[bool],
+    remaining: Sequence[Sequence[int]],
+    block_info: dict[Any, Any] | None = None,
+) -> Any:
+    """Run the steps on an overlapped block, dropping halo as soon as it is used up.
+
+    After step ``i`` only ``remaining[i]`` pixels of halo are still needed (the
+    radii of the later steps), so the rest is cropped before the next step runs:
+    a chain never filters more of the halo than it must, and the last step leaves
+    exactly the block's own pixels (``map_overlap`` is called with ``trim=False``).
+    Sides at the true image edge carry no halo (``boundary="none"``) unless the
+    axis is periodic.
+    """
+    if block_info is None:  # dask probing the function
+        return _run_steps(block, steps, channel_axis)
+    info = block_info[0]
+    where = zip(halo, periodic, info["chunk-location"], info["num-chunks"])
+    low, high = [], []
+    for d, p, loc, n in where:
+        low.append(d if (p or loc > 0) else 0)
+        high.append(d if (p or loc < n - 1) else 0)
+    for s, rest in zip(steps, remaining):
+        block = _run_steps(block, [s], channel_axis)
+        index = []
+        for axis, need in enumerate(rest):
+            cut_low, cut_high = max(0, low[axis] - need), max(0, high[axis] - need)
+            index.append(slice(cut_low, block.shape[axis] - cut_high))
+            low[axis] -= cut_low
+            high[axis] -= cut_high
+        block = block[tuple(index)]
+    return block
 
 
 def map_overlap_new_axis(
