@@ -10,15 +10,15 @@ statistic is ready, so each chunk is read, reduced and dropped in the first
 pass, then read again in the second: memory stays bounded by the chunk size, at
 the price of reading the input once more per pass.
 
-This is THE helper for it (the labelling in :mod:`tilevision.filters._label`
-uses the same idea).
+This is THE helper for it; labelling (:mod:`tilevision.filters._label`) re-reads
+its mask the same way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import dask.array as da
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef, convert_legacy_task
@@ -31,8 +31,10 @@ __all__ = ["reread_after"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def reread_after(array: da.Array, *dependencies: Any, omit: Sequence[Any] = ()) -> da.Array:
+
+def reread_after(array: T, *dependencies: Any, omit: Sequence[Any] = ()) -> T:
     """A copy of ``array``'s graph whose tasks start only after ``dependencies`` are computed.
 
     Use it for the later pass of a multi-pass global statistic: the pass that
@@ -45,17 +47,20 @@ def reread_after(array: da.Array, *dependencies: Any, omit: Sequence[Any] = ()) 
     What is copied is every task that ``array`` depends on, except:
 
     * the parts of the graph in ``omit`` (collections), which are shared;
-    * arrays of a single chunk inside the graph (a 0-d global statistic such as
-      a threshold computed from an upstream image, a percentile pair): they are
-      shared rather than recomputed, since recomputing one would repeat whole
-      passes over the data, while holding it costs at most one chunk.
+    * the parts of the graph with a single output — arrays of one chunk (a 0-d
+      global statistic such as a threshold computed upstream, a percentile
+      pair), single tasks (a checkpoint, a source's file handle): they are
+      shared rather than recomputed, since recomputing a statistic would repeat
+      whole passes over the data, while holding it costs at most one chunk. (An
+      image that is one chunk is thus shared too: a pass over it holds it whole
+      anyway.)
 
     How it is copied:
 
     1. with :func:`dask.graph_manipulation.bind` when every copied graph layer
        is a ``Blockwise`` layer (``map_blocks``, elementwise arithmetic,
-       ``from_zarr``) or has no dependencies (a source): the copy keeps the
-       high-level layers that Dask fuses;
+       ``from_zarr``) or a source whose tasks depend on nothing: the copy keeps
+       the high-level layers that Dask fuses;
     2. otherwise (rechunk, slicing, stacking, ``map_overlap`` layers, which
        Dask 2026.8's ``bind`` copies wrongly: the copy keeps the original keys
        inside those tasks, or fails at compute time with "Missing dependency" or
@@ -115,25 +120,24 @@ def reread_after(array: da.Array, *dependencies: Any, omit: Sequence[Any] = ()) 
         return array
     if all(_bind_copies(graph, name) for name in to_copy):
         try:
-            return _bound(array, graph, parents, shared, seed)
+            return _bound(array, graph, parents, shared, seed)  # type: ignore[return-value]
         except Exception as error:
             logger.debug("reread_after: bind failed on %s (%r)", array.name, error)
     try:
-        return _copied(array, graph, parents, to_copy, seed)
+        return _copied(array, graph, parents, to_copy, seed)  # type: ignore[return-value]
     except Exception as error:
         logger.debug("reread_after: %s not copied (%r); the input is shared", array.name, error)
         return array
 
 
-def _single_chunk(layer: Any) -> bool:
-    """Whether a graph layer holds a Dask array of one chunk (a global summary)."""
+def _single_output(layer: Any) -> bool:
+    """Whether a graph layer has one output: a Dask array of one chunk (a global summary
+    such as a threshold), or one task (a checkpoint, a source's file handle)."""
     annotations = getattr(layer, "collection_annotations", None) or {}
     chunks = annotations.get("chunks")
-    return (
-        annotations.get("type") == "dask.array.core.Array"
-        and chunks is not None
-        and all(len(c) == 1 for c in chunks)
-    )
+    if annotations.get("type") == "dask.array.core.Array" and chunks is not None:
+        return all(len(c) == 1 for c in chunks)
+    return len(layer.get_output_keys()) == 1
 
 
 def _layers_to_copy(
@@ -147,7 +151,7 @@ def _layers_to_copy(
         name = todo.pop()
         if name in to_copy or name in shared:
             continue
-        if name != top and _single_chunk(graph.layers[name]):
+        if name != top and _single_output(graph.layers[name]):
             shared.add(name)
             continue
         to_copy.add(name)
@@ -156,8 +160,14 @@ def _layers_to_copy(
 
 
 def _bind_copies(graph: HighLevelGraph, name: str) -> bool:
-    """Whether ``bind`` copies this layer correctly (Dask 2026.8): Blockwise, or no inputs."""
-    return isinstance(graph.layers[name], Blockwise) or not graph.dependencies[name]
+    """Whether ``bind`` copies this layer correctly (Dask 2026.8): a Blockwise layer, or
+    a source layer whose tasks depend on nothing (not even on each other)."""
+    layer = graph.layers[name]
+    if isinstance(layer, Blockwise):
+        return True
+    return not graph.dependencies[name] and all(
+        isinstance(node, GraphNode) and not node.dependencies for node in layer.values()
+    )
 
 
 class _Layers:

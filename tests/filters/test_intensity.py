@@ -35,6 +35,8 @@ from tilevision.testing import (
     raise_if_dask_computes,
 )
 
+from ..test_graph import ReadCounter, peak_alive
+
 RNG = np.random.default_rng(11)
 DTYPES = ["uint8", "uint16", "int16", "float32", "float64"]
 INT_DTYPES = ["uint8", "int8", "uint16", "int16", "int32", "uint32", "int64"]
@@ -502,3 +504,70 @@ def test_bad_images():
         normalize(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="empty"):
         histogram(np.zeros((3, 0)), 4)
+
+
+# -- memory: later passes read the image again instead of holding it ---------------------
+
+
+def _counted(shape=(256, 256), chunks=32, dtype="float32"):
+    """A 64-chunk image that counts its reads (see tests/test_graph.py)."""
+    return ReadCounter(shape, chunks, dtype, seed=5)
+
+
+def test_histogram_reads_again_after_the_range():
+    counter = _counted()
+    with raise_if_dask_computes():
+        counts, edges = histogram(counter.array, bins=50)
+    peak, (got_counts, got_edges) = peak_alive((counts, edges), (32, 32))
+    assert peak <= 2  # was 64: every chunk held until min and max were known
+    assert counter.counts() == {2}  # the range, then the counts
+    ref_counts, ref_edges = np.histogram(counter.whole(), bins=50)
+    _assert_same(got_counts, ref_counts)
+    _assert_same(got_edges, ref_edges)
+    # a given range needs one pass only
+    counts, _ = histogram(counter.array, bins=50, range=(-100, 100))
+    counts.compute(scheduler="sync")
+    assert counter.counts() == {1}
+
+
+@pytest.mark.parametrize(("dtype", "passes"), [("float32", 4), ("uint16", 2), ("uint8", 1)])
+def test_global_percentiles_passes_hold_no_chunk(dtype, passes):
+    counter = ReadCounter((256, 256), 32, "float32", seed=5)
+    image = counter.array if dtype == "float32" else abs(counter.array).astype(dtype)
+    with raise_if_dask_computes():
+        p = global_percentiles(image, [1, 50, 99.5])
+    peak, got = peak_alive(p, (32, 32))
+    assert peak <= 2
+    assert counter.counts() == {passes}  # one read per radix pass (8 bits: small chunks)
+    whole = counter.whole()
+    whole = whole if dtype == "float32" else abs(whole).astype(dtype)
+    _assert_same(got, np.percentile(whole, [1, 50, 99.5]))
+
+
+def test_normalize_reads_again_for_the_transform():
+    counter = _counted()
+    with raise_if_dask_computes():
+        out = normalize(counter.array, (2, 98))
+    peak, got = peak_alive(out.sum(dtype="float64"), (32, 32))
+    assert peak <= 2  # was 64
+    assert counter.counts() == {5}  # 4 radix passes (float32, small chunks), the transform
+    whole = counter.whole()
+    ref = rescale_intensity(whole, in_range=tuple(np.percentile(whole, (2, 98))), out_range=(0, 1))
+    np.testing.assert_allclose(got, ref.sum(dtype="float64"), rtol=1e-9)
+    _assert_same(out.compute(), ref)
+
+
+def test_normalize_per_channel_reads_again():
+    """Channels are slices of the image: the re-read copies the slicing too."""
+    counter = ReadCounter((2, 128, 128), (1, 32, 32), "float32", seed=3)
+    img = tv._image.make_image(counter.array, ("c", "y", "x"))
+    out = normalize(img, (5, 95))
+    peak, got = peak_alive(out.data.sum(dtype="float64"), (1, 32, 32))
+    assert peak <= 2
+    assert counter.counts() == {5}
+    whole = counter.whole()
+    ref = np.stack(
+        [rescale_intensity(c, in_range=tuple(np.percentile(c, (5, 95))), out_range=(0, 1))
+         for c in whole]
+    )  # fmt: skip
+    np.testing.assert_allclose(got, ref.sum(dtype="float64"), rtol=1e-9)

@@ -17,6 +17,7 @@ from tilevision.filters import (
     apply_threshold,
     chain,
     gaussian,
+    normalize,
     step,
     threshold,
     threshold_li,
@@ -35,6 +36,8 @@ from tilevision.testing import (
     assert_tiled_equals_whole,
     raise_if_dask_computes,
 )
+
+from ..test_graph import ReadCounter, peak_alive
 
 DTYPES = ["uint8", "uint16", "int16", "float32", "float64"]
 FUNCS = {
@@ -603,3 +606,78 @@ def test_property_slow_all_methods_3d(shape, chunk, method, seed):
     ours, reference = FUNCS[method]
     with dask.config.set(scheduler="threads"):
         assert ours(da.from_array(image, chunks=chunk)).compute() == reference(image)
+
+
+# -- memory: later passes read the image again instead of holding it ---------------------
+
+# reads of each chunk: (threshold value, mask ``threshold(image, method)``)
+PASSES = {
+    ("otsu", "float32"): (2, 3),  # range, histogram (+ the mask)
+    ("otsu", "int16"): (2, 3),
+    ("yen", "float32"): (2, 3),
+    ("triangle", "uint16"): (2, 3),
+    ("li", "float32"): (3, 4),  # range, coarse and fine histograms
+    ("li", "int16"): (2, 3),
+    ("mean", "float32"): (1, 2),
+    ("quantile", "float32"): (4, 5),  # four 8-bit radix passes (small chunks)
+}
+
+
+def _counted_image(dtype):
+    counter = ReadCounter((256, 256), 32, "float32", seed=7)  # 64 chunks
+    if dtype == "float32":
+        return counter, counter.array, counter.whole()
+    scale = {"int16": 1, "uint16": 3}[dtype]
+    image = (abs(counter.array) * scale).astype(dtype)
+    return counter, image, (abs(counter.whole()) * scale).astype(dtype)
+
+
+@pytest.mark.parametrize(("method", "dtype"), list(PASSES))
+def test_global_threshold_passes_hold_no_chunk(method, dtype):
+    counter, image, whole = _counted_image(dtype)
+    kwargs = {"q": 0.8} if method == "quantile" else {}
+    with raise_if_dask_computes():
+        value = getattr(_threshold, f"threshold_{method}")(image, **kwargs)
+        mask = threshold(image, method, **kwargs)
+    peak, got = peak_alive(value, (32, 32))
+    assert peak <= 2  # was 64: every chunk held until the range / threshold was known
+    assert counter.counts() == {PASSES[method, dtype][0]}
+    counter.reads.clear()
+    peak, count = peak_alive(mask.sum(), (32, 32))
+    assert peak <= 2
+    assert counter.counts() == {PASSES[method, dtype][1]}
+    if method == "quantile":
+        expected = np.quantile(whole, 0.8)
+    elif method == "li" and dtype == "float32":
+        expected = got  # checked against scikit-image elsewhere (binned, not bit-exact)
+    else:
+        expected = getattr(filters, f"threshold_{method}")(whole)
+    # float32 means: NumPy sums in float32, tilevision in float64
+    np.testing.assert_allclose(got, expected, rtol=1e-6 if method == "mean" else 0)
+    assert count == np.count_nonzero(whole > got)
+
+
+def test_apply_threshold_reads_again():
+    counter, image, whole = _counted_image("float32")
+    mask = apply_threshold(image, threshold_otsu(image))
+    peak, count = peak_alive(mask.sum(), (32, 32))
+    assert peak <= 2
+    assert counter.counts() == {3}
+    assert count == np.count_nonzero(whole > filters.threshold_otsu(whole))
+    # a threshold that does not come from Dask: one pass, nothing to wait for
+    counter.reads.clear()
+    apply_threshold(image, 0.5).sum().compute(scheduler="sync")
+    assert counter.counts() == {1}
+
+
+def test_chained_global_operations_share_the_statistics():
+    """threshold(normalize(x)): the copies share normalize's percentiles, not recompute them."""
+    counter, image, whole = _counted_image("float32")
+    normalized = normalize(image, (2, 98))
+    peak, count = peak_alive(threshold(normalized, "otsu").sum(), (32, 32))
+    assert peak <= 2
+    # 4 radix passes + the transform, and otsu's range, histogram and mask each read
+    # the normalized image (hence the image) once more: never the percentiles again
+    assert counter.counts() == {7}
+    ref = exposure.rescale_intensity(whole, tuple(np.percentile(whole, (2, 98))), (0.0, 1.0))
+    assert count == np.count_nonzero(ref > filters.threshold_otsu(ref))

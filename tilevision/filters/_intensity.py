@@ -418,6 +418,12 @@ def global_percentiles(
     dask.array.Array or numpy.ndarray
         Shape of ``q``; lazy (Dask) unless the image is in memory.
 
+    Notes
+    -----
+    Each pass after the first reads the image again once the previous pass's
+    result is known, instead of keeping it in memory: memory stays bounded by
+    a few chunks, and a lazy input is computed once per pass.
+
     See Also
     --------
     histogram, normalize, numpy.percentile
@@ -772,6 +778,14 @@ def normalize(
     -------
     Same type as ``image``
         float32 (float64 for float64 input); lazy for Dask-backed input.
+
+    Notes
+    -----
+    Memory stays bounded by a few chunks: each radix pass and the transform
+    read the image again instead of keeping it (see
+    :func:`tilevision._graph.reread_after`). A lazy input is therefore
+    computed once per pass (float32: 3 times for chunks of at least 2**18
+    values); persist or store an expensive one first.
 
     See Also
     --------

@@ -840,7 +840,9 @@ def apply_threshold(image: Any, value: Any) -> Any:
     value : float or 0-d array
         The threshold: a number or a 0-d NumPy/Dask array (e.g. from
         :func:`threshold_otsu`), passed to every tile by ``map_blocks`` without
-        being computed. A NaN threshold gives an all-False mask.
+        being computed. A NaN threshold gives an all-False mask. For a lazy
+        ``value`` the image is read again once ``value`` is known, so that a
+        threshold computed from the same image does not make Dask hold it.
 
     Returns
     -------
@@ -909,6 +911,14 @@ def threshold(
         Boolean mask, lazy for Dask-backed input. A DataArray keeps its
         coords and attrs, and ``attrs["threshold"]`` records the method and
         its parameters.
+
+    Notes
+    -----
+    Memory stays bounded by a few chunks: every pass (the range, the
+    histogram, the mask) reads the image again once what it needs is known,
+    instead of keeping it (see :func:`tilevision._graph.reread_after`). A lazy
+    input is therefore computed once per pass (e.g. 3 times for Otsu); persist
+    or store an expensive one first.
 
     See Also
     --------

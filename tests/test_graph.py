@@ -1,0 +1,313 @@
+"""``reread_after``: later passes read their input again instead of holding it.
+
+Structural tests, not timings: a counting source tells how often each chunk is
+read, a scheduler callback how many image chunks are alive at once, and graph
+inspection which input tasks a copy shares with the original.
+
+``ReadCounter`` and ``MaxAlive`` are also used by the filters' tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
+from dask.blockwise import Blockwise
+from dask.callbacks import Callback
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import key_split
+
+import tilevision._graph as graph_module
+from tilevision._graph import reread_after
+from tilevision.filters import gaussian
+from tilevision.testing import raise_if_dask_computes
+
+
+class ReadCounter:
+    """A lazy image whose chunks count how often they are computed ("read").
+
+    Values are a fixed function of the chunk position, so every read gives the
+    same chunk.
+    """
+
+    def __init__(self, shape=(64, 64), chunks=16, dtype="float32", seed=0):
+        self.reads: Counter = Counter()
+        self._lock = threading.Lock()
+        self.seed = seed
+        self.array = da.map_blocks(
+            self._read,
+            chunks=da.core.normalize_chunks(chunks, shape),
+            dtype=dtype,
+            meta=np.empty((0,) * len(shape), dtype),
+            name=f"counted-{uuid.uuid4().hex}",
+        )
+
+    def _read(self, block_info=None):
+        info = block_info[None]
+        location = tuple(info["chunk-location"])
+        with self._lock:
+            self.reads[location] += 1
+        rng = np.random.default_rng([self.seed, *location])
+        block = rng.standard_normal(info["chunk-shape"]) * 300 + 40
+        return block.astype(info["dtype"])
+
+    def whole(self) -> np.ndarray:
+        """The image in memory (the reads it takes are forgotten)."""
+        out = self.array.compute(scheduler="sync")
+        self.reads.clear()
+        return out
+
+    def counts(self) -> set[int]:
+        """The distinct read counts of the chunks (``{2}``: every chunk read twice)."""
+        assert len(self.reads) == self.array.npartitions, "some chunk was never read"
+        return set(self.reads.values())
+
+
+class MaxAlive(Callback):
+    """Peak number of image-sized chunk results held at once by the local scheduler."""
+
+    def __init__(self, chunk_shape):
+        super().__init__()
+        self.chunk_shape = tuple(chunk_shape)
+        self.peak = 0
+
+    def _posttask(self, key, result, dsk, state, id):
+        alive = sum(
+            1
+            for value in state["cache"].values()
+            if isinstance(value, np.ndarray) and value.shape == self.chunk_shape
+        )
+        self.peak = max(self.peak, alive)
+
+
+def peak_alive(collection, chunk_shape) -> tuple[int, object]:
+    """(peak chunks alive, result) computing ``collection`` with one thread."""
+    with MaxAlive(chunk_shape) as callback:
+        (result,) = dask.compute(collection, scheduler="sync")
+    return callback.peak, result
+
+
+def _reachable(array, stop_prefix="checkpoint"):
+    """Keys ``array``'s outputs depend on, not looking past the blocker (checkpoint)."""
+    graph = convert_legacy_graph(dict(array.__dask_graph__()))
+    todo = list(dask.core.flatten(array.__dask_keys__()))
+    seen = set()
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        if key_split(key).startswith(stop_prefix):
+            continue
+        todo.extend(graph[key].dependencies)
+    return seen
+
+
+def _inputs():
+    """Graphs of every kind a filter's input can have (name, builder)."""
+    return {
+        "source": lambda x: x,
+        "elementwise": lambda x: (x * 2 + 1).astype("float64"),
+        "rechunk": lambda x: x.rechunk(24),
+        "rechunk-split": lambda x: x.rechunk(8) + 1,
+        "slice": lambda x: x[3:61, 5:],
+        "channel-of-stack": lambda x: da.stack([x, x + 1])[1] * 2,
+        "concatenate": lambda x: da.concatenate([x, x], axis=0),
+        "map_overlap": lambda x: gaussian(x, 1.5),
+        "where": lambda x: da.where(da.isfinite(x), x, np.nan),
+    }
+
+
+def _shared_tasks(again, image):
+    """Tasks (not literal data such as a file handle) of ``image`` that ``again`` reuses."""
+    graph = convert_legacy_graph(dict(image.__dask_graph__()))
+    return {k for k in _reachable(again) & set(graph) if not isinstance(graph[k], DataNode)}
+
+
+@pytest.mark.parametrize("kind", list(_inputs()))
+def test_each_chunk_read_once_per_pass(kind):
+    counter = ReadCounter()
+    build = _inputs()[kind]
+    expected_input = build(da.from_array(counter.whole(), chunks=16))
+    image = build(counter.array)
+    total = image.sum()
+    with raise_if_dask_computes():
+        again = reread_after(image, total)
+    assert again.name != image.name
+    assert again.chunks == image.chunks
+    assert again.dtype == image.dtype
+    got_again, got_total = dask.compute(again, total, scheduler="sync")
+    # two passes: the sum, then the copy; never one read shared by both
+    assert counter.counts() == {2}
+    np.testing.assert_array_equal(got_again, expected_input.compute())
+    assert got_total == expected_input.sum().compute()
+
+
+@pytest.mark.parametrize("kind", list(_inputs()))
+def test_copy_shares_no_input_task(kind):
+    counter = ReadCounter()
+    image = _inputs()[kind](counter.array)
+    again = reread_after(image, image.max())
+    shared = _shared_tasks(again, image)
+    assert not shared, sorted(map(str, shared))[:3]
+
+
+def _read_with_handle(handle, location):
+    handle[location] += 1
+    return np.full((4, 4), float(sum(location)))
+
+
+def test_source_layer_with_internal_dependencies():
+    """One layer holding a file handle and the reads that use it (copied task by task)."""
+    reads: Counter = Counter()
+    name = f"handle-source-{uuid.uuid4().hex}"
+    layer = {f"{name}-handle": DataNode(f"{name}-handle", reads)}
+    for i, j in np.ndindex(3, 3):
+        layer[name, i, j] = Task(
+            (name, i, j), _read_with_handle, TaskRef(f"{name}-handle"), (i, j)
+        )
+    image = da.Array(HighLevelGraph.from_collections(name, layer), name, ((4,) * 3,) * 2, float)
+    total = image.sum()
+    got, got_total = dask.compute(reread_after(image, total), total, scheduler="sync")
+    assert set(reads.values()) == {2}
+    np.testing.assert_array_equal(got, np.add.outer(np.arange(12) // 4, np.arange(12) // 4))
+    assert got_total == got.sum()
+    # waiting for something unrelated: the copy still finds its handle
+    again = reread_after(image, da.ones(3, chunks=1).sum())
+    np.testing.assert_array_equal(again.compute(scheduler="sync"), got)
+
+
+def test_no_chunk_held_between_passes():
+    counter = ReadCounter((256, 256), 32)  # 64 chunks
+    image = counter.array
+    total = image.sum()
+    peak, got = peak_alive((reread_after(image, total) > total / image.size).sum(), (32, 32))
+    assert peak <= 2
+    # the same pass without the copy holds every chunk until the sum is known
+    counter.reads.clear()
+    shared_peak, shared_got = peak_alive((image > total / image.size).sum(), (32, 32))
+    assert shared_peak >= 32
+    assert got == shared_got
+
+
+def test_waits_for_the_dependencies():
+    """The copy's reads start only after the statistic is computed."""
+    counter = ReadCounter((64, 64), 16)
+    order = []
+
+    class Record(Callback):
+        def _posttask(self, key, result, dsk, state, id):
+            order.append(key_split(key))
+
+    image = counter.array
+    stat = image.max()
+    again = reread_after(image, stat)
+    with Record():
+        dask.compute(again - stat, scheduler="threads", optimize_graph=False)
+    first_max = order.index(key_split(stat.name))
+    assert order.count("counted") == 32
+    assert order[:first_max].count("counted") == 16  # every first-pass read, no copy yet
+
+
+def test_single_chunk_statistics_are_shared():
+    """A global statistic upstream (one chunk) is shared, not recomputed by the copy."""
+    counter = ReadCounter((128, 128), 16)
+    mean = counter.array.mean()
+    centred = reread_after(counter.array, mean) - mean  # itself a second pass
+    std = centred.std()
+    again = reread_after(centred, std)
+    assert (mean.name,) in _reachable(again)  # the original mean, not a copy
+    peak, got = peak_alive((again / std).max(), (16, 16))
+    assert peak <= 2  # three passes, none holding the image
+    assert counter.counts() == {3}
+    whole = counter.whole().astype("float64")
+    np.testing.assert_allclose(
+        got, ((whole - whole.mean()) / (whole - whole.mean()).std()).max(), 1e-5
+    )
+
+
+def test_omit_shares_a_part_of_the_graph():
+    counter = ReadCounter()
+    upstream = counter.array * 2
+    image = upstream + 1
+    stat = image.sum()
+    dask.compute(reread_after(image, stat, omit=[upstream]), stat, scheduler="sync")
+    assert counter.counts() == {1}  # upstream (and the source under it) shared
+    counter.reads.clear()
+    dask.compute(reread_after(image, stat), stat, scheduler="sync")
+    assert counter.counts() == {2}
+
+
+def test_same_call_same_keys():
+    counter = ReadCounter()
+    image = counter.array + 1
+    a, b = reread_after(image, image.sum()), reread_after(image, image.sum())
+    assert a.name == b.name
+    assert reread_after(image, image.max()).name != a.name
+    rechunked = image.rechunk(24)
+    stat = rechunked.sum()
+    assert reread_after(rechunked, stat).name == reread_after(rechunked, stat).name
+
+
+def test_blockwise_graphs_stay_blockwise():
+    """Sources and elementwise layers are copied by ``bind``: Dask can still fuse them."""
+    counter = ReadCounter()
+    image = (counter.array * 2 + 1).astype("float64")
+    again = reread_after(image, image.sum())
+    assert isinstance(again.dask.layers[again.name], Blockwise)
+    # layers Dask's bind cannot copy are copied task by task into one layer
+    rechunked = reread_after(image.rechunk(24), image.sum())
+    assert not isinstance(rechunked.dask.layers[rechunked.name], Blockwise)
+
+
+def test_nothing_to_wait_for_returns_the_input():
+    x = da.ones((4, 4), chunks=2)
+    assert reread_after(x) is x
+    assert reread_after(x, 3.0, None, np.float64(2)) is x
+    plain = np.ones(3)
+    assert reread_after(plain, x.sum()) is plain
+
+
+def test_bind_failure_falls_back_to_a_task_copy(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("Cannot fuse tasks with multiple outputs")
+
+    monkeypatch.setattr(graph_module, "bind", broken)
+    counter = ReadCounter()
+    image = counter.array + 1
+    stat = image.sum()
+    got, _ = dask.compute(reread_after(image, stat), stat, scheduler="sync")
+    assert counter.counts() == {2}
+    np.testing.assert_array_equal(got, counter.whole() + 1)
+
+
+def test_uncopyable_graph_falls_back_to_the_shared_input(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("Cannot fuse tasks with multiple outputs")
+
+    monkeypatch.setattr(graph_module, "bind", broken)
+    monkeypatch.setattr(graph_module, "_copied", broken)
+    counter = ReadCounter()
+    image = counter.array.rechunk(24)
+    assert reread_after(image, image.sum()) is image
+    image = counter.array + 1
+    assert reread_after(image, image.sum()) is image
+
+
+def test_zarr_source(tmp_path):
+    """A Zarr store: read again from the store, values unchanged."""
+    data = np.arange(64 * 64, dtype="float32").reshape(64, 64)
+    da.to_zarr(da.from_array(data, chunks=16), str(tmp_path / "a.zarr"))
+    image = da.from_zarr(str(tmp_path / "a.zarr"))
+    total = image.sum()
+    again = reread_after(image, total)
+    assert not _shared_tasks(again, image)  # only the store's handle
+    got, got_total = dask.compute(again, total)
+    np.testing.assert_array_equal(got, data)
+    assert got_total == data.sum()
