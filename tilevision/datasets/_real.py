@@ -21,8 +21,8 @@ import xarray as xr
 from ..io._formats import read_source
 
 __all__ = [
-    "data_path",
     "data_dir",
+    "data_path",
     "load_adrenalmnist3d",
     "load_ct",
     "load_ct_organs",
