@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 __all__ = [
+    "CANNY_TRUNCATE",
     "as_per_axis",
     "canny_radius",
     "check_sigma",
@@ -312,6 +313,10 @@ def odd_pixels(length: float) -> int:
     return 2 * math.floor(length / 2) + 1
 
 
+#: scikit-image's canny smooths with this truncate; the halo and the filter share it
+CANNY_TRUNCATE = 4.0
+
+
 def canny_radius(sigma: float | Sequence[float], ndim: int) -> tuple[int, ...]:
     """Halo of Canny's candidate map: Gaussian radius + 1 (Sobel) + 1 (NMS).
 
@@ -325,4 +330,4 @@ def canny_radius(sigma: float | Sequence[float], ndim: int) -> tuple[int, ...]:
     >>> canny_radius(1.0, 2), canny_radius((0.0, 2.0), 2)
     ((6, 6), (2, 10))
     """
-    return tuple(r + 2 for r in gaussian_radius(sigma, 4.0, ndim))
+    return tuple(r + 2 for r in gaussian_radius(sigma, CANNY_TRUNCATE, ndim))

@@ -38,16 +38,13 @@ from dask.base import tokenize
 from dask.graph_manipulation import bind
 
 from .._dtype import check_numeric
-from .._halo import canny_radius, prepare_chunks, to_pixels
+from .._halo import CANNY_TRUNCATE, canny_radius, prepare_chunks, to_pixels
 from ._canny_hysteresis import hysteresis_tiled, hysteresis_whole
 from ._canny_nms import suppress_non_maxima
 from ._chain import unwrap, wrap_like
 from ._intensity import global_percentiles
 from ._smooth import Units
 from ._steps import Mode, check_mode
-
-#: scikit-image's canny smooths with truncate 4 (the radius :func:`canny_radius` plans)
-_TRUNCATE = 4.0
 
 __all__ = ["canny"]
 
@@ -108,7 +105,7 @@ def _smooth(
         masked = np.zeros_like(block)
         masked[mask] = block[mask]
         weights = mask.astype(float_type)
-    kwargs = dict(mode=mode, cval=cval, truncate=_TRUNCATE)
+    kwargs = dict(mode=mode, cval=cval, truncate=CANNY_TRUNCATE)
     smoothed = ndi.gaussian_filter(_to_float(masked, float_type), sigma, **kwargs)
     if weights is not None:
         bleed = ndi.gaussian_filter(weights, sigma, **kwargs) + np.finfo(float_type).eps
