@@ -4,35 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ._engine import TILE_DIMS
+from ._table import tile_feature_names as _feature_names
+from ._table import tile_table as _table
 
 __all__ = ["Codebook", "fit_codebook"]
-
-
-def _feature_names(tiles: xr.Dataset) -> list[str]:
-    """Per-tile feature variables (not statistics, not bookkeeping)."""
-    return [
-        str(n)
-        for n, v in tiles.data_vars.items()
-        if "." in str(n) and not str(n).startswith("_stat.") and v.dtype.kind == "f"
-        and set(v.dims) <= set(TILE_DIMS)
-    ]  # fmt: skip
-
-
-def _table(tiles: xr.Dataset, names: Sequence[str]) -> Any:
-    """(n_tiles, n_features) lazy table and the (n_tiles,) valid flags."""
-    tdims = tuple(d for d in TILE_DIMS if d in tiles.dims)
-    columns = [tiles[n].transpose(*tdims).data.reshape(-1) for n in names]
-    table = da.stack(columns, axis=1) if isinstance(columns[0], da.Array) else np.stack(columns, 1)
-    valid = tiles["valid"].transpose(*tdims).data.reshape(-1)
-    return table, valid
 
 
 @dataclass(frozen=True)

@@ -205,5 +205,9 @@ def describe(
         dims=("feature",),
         coords={"feature": names},
         name="descriptor",
-        attrs={"recipe_hash": recipe.hash, "recipe": tiles.attrs["recipe"]},
+        attrs={
+            "recipe_hash": recipe.hash,
+            "recipe": tiles.attrs["recipe"],
+            "image_dims": list(tiles.attrs.get("image_dims", ctx.axis_names)),
+        },
     )
