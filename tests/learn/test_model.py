@@ -212,3 +212,36 @@ def test_fit_accepts_paths_and_dataarrays(tmp_path):
     a = Model(RECIPE, LOGISTIC).fit(paths, labels)
     b = Model(RECIPE, LOGISTIC).fit(arrays, labels)
     np.testing.assert_allclose(a.predict_proba(paths), b.predict_proba(arrays), rtol=1e-12)
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_incremental_tile_training_streams_the_rows(tmp_path, with_masks):
+    from sklearn.linear_model import SGDClassifier
+
+    from tilevision.learn import fit_incremental, tile_rows
+
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 32, 32))
+    images[:3] += 0.8
+    images[0, :8, :8] = 0  # background tiles under the mask rule, skipped
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    masks = [np.full((32, 32), v, dtype=np.uint8) for v in labels]
+    recipe = Recipe(["intensity"], tile=8, mask="> 0")
+    y = masks if with_masks else labels
+    sgd = SGDClassifier(loss="log_loss", random_state=0)
+    model = Model(recipe, sgd, level="tile", incremental=True, epochs=3)
+    model.fit(list(images), y, scratch=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the scratch table is removed
+    # reference: the same streamed training on the in-memory rows, one chunk
+    table = tile_rows(list(images), recipe)
+    reference = fit_incremental(table.X, labels[table.image_index], estimator=sgd, epochs=3)
+    np.testing.assert_allclose(
+        model.pipeline_[-1].coef_, reference[-1].coef_, rtol=1e-10, atol=1e-12
+    )
+    assert model.training_["rows"] == 6 * 16 - 1
+    assert model.predict(images[[0, 5]]).tolist() == [1, 0]
+    path = model.save(tmp_path / "m.tvmodel")
+    loaded = tv.load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(images), model.predict_proba(images))
+    with pytest.raises(ValueError, match="use it with level='tile'"):
+        Model(recipe, incremental=True).fit(images, labels)

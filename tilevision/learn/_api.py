@@ -127,6 +127,8 @@ def load_model(path: str | Path, *, trusted: Any = None) -> Model:
             tile_rule=meta["tile_rule"],
             aggregate=meta["aggregate"],
             top_k=int(meta["top_k"]),
+            incremental=bool(meta.get("incremental", False)),
+            epochs=int(meta.get("epochs", 5)),
         )
         model.recipe_, model.ndim_ = recipe, int(meta["ndim"])
         model.pipeline_ = pipeline

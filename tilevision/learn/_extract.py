@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -22,7 +23,14 @@ from ..features._tasks import one_task
 from ._inputs import describe_source, image_ndim, load_image
 from ._tile_labels import tile_labels
 
-__all__ = ["SMALL_IMAGE_BYTES", "FeatureTable", "descriptor_table", "resolve_recipe", "tile_rows"]
+__all__ = [
+    "SMALL_IMAGE_BYTES",
+    "FeatureTable",
+    "descriptor_table",
+    "resolve_recipe",
+    "tile_rows",
+    "tile_table_on_disk",
+]
 
 #: images up to this size are measured whole inside one task each
 SMALL_IMAGE_BYTES = 64 * 2**20
@@ -232,3 +240,89 @@ def tile_rows(
     tile_index = np.concatenate([r[2] for r in results]).astype(np.int64)
     y = None if label_images is None else np.concatenate([r[3] for r in results])
     return FeatureTable(X.reshape(-1, len(names)), names, image_index, tile_index, y)
+
+
+# ---------------------------------------------------------------- tile rows on disk
+
+
+def _rows_per_chunk(n_features: int, target_bytes: int = 32 * 2**20) -> int:
+    return max(1024, target_bytes // (8 * max(n_features, 1)))
+
+
+def tile_table_on_disk(
+    images: Sequence[Any],
+    recipe: Recipe,
+    directory: str | Path,
+    *,
+    labels: np.ndarray | None = None,
+    label_images: Sequence[Any] | None = None,
+    rule: str = "majority",
+    client: Any = None,
+) -> tuple[da.Array, da.Array, da.Array, list[str]]:
+    """Every tile row of every image written once to a Zarr table; lazy arrays over it.
+
+    For training on more tiles than fit in memory (:func:`fit_incremental`): the tile
+    features of all images are computed in one pass and stored in ``directory`` in
+    row chunks, never gathered; epochs then read the chunks back instead of computing
+    the features again.
+
+    Returns
+    -------
+    X : dask.array.Array
+        ``(n_tiles, n_features)`` float64, every tile of every image (C order per image).
+    y : dask.array.Array
+        Tile labels: from ``label_images`` (stored too) or each image's label.
+    valid : dask.array.Array
+        Which rows are valid tiles (the others are background and must be skipped).
+    names : list of str
+        Feature names.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from tilevision import Recipe
+    >>> imgs = [np.zeros((16, 16)), np.ones((16, 32))]
+    >>> X, y, valid, names = tile_table_on_disk(
+    ...     imgs, Recipe(["intensity"], tile=8), tempfile.mkdtemp(), labels=np.array([0, 1]))
+    >>> X.shape, y.compute().tolist()
+    ((12, 13), [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    """
+    import zarr
+
+    tables, valids, ys, names = [], [], [], None
+    for i, item in enumerate(images):
+        image = item if isinstance(item, xr.Dataset) else load_image(item)
+        label_image = None if label_images is None else label_images[i]
+        found, table, valid, tile_y = _tile_parts(image, label_image, recipe, rule)
+        if names is None:
+            names = found
+        elif found != names:
+            raise ValueError(f"image {i} gave different tile features; use one recipe for all.")
+        tables.append(da.asarray(table, dtype=np.float64))
+        valids.append(da.asarray(valid))
+        if labels is not None:
+            ys.append(da.full(table.shape[0], labels[i], chunks=table.chunks[0]))
+        else:
+            ys.append(da.asarray(tile_y).reshape(-1))
+    assert names is not None
+    rows = _rows_per_chunk(len(names))
+    X = da.concatenate(tables).rechunk((rows, -1))
+    valid = da.concatenate(valids).rechunk((rows,))
+    y = da.concatenate(ys).rechunk((rows,))
+    root = Path(directory)
+    stored = {"X": X, "valid": valid}
+    if labels is None:
+        stored["y"] = y
+    writes = [
+        da.to_zarr(array, zarr.open_array(root / name, mode="w", shape=array.shape,
+                   chunks=array.chunksize, dtype=array.dtype), compute=False)
+        for name, array in stored.items()
+    ]  # fmt: skip
+    if client is not None:
+        client.gather(client.compute(writes))
+    else:
+        dask.compute(*writes)
+    X = da.from_zarr(str(root / "X"))
+    valid = da.from_zarr(str(root / "valid"))
+    y = da.from_zarr(str(root / "y")) if labels is None else y
+    return X, y, valid, names

@@ -32,9 +32,18 @@ DEFAULT_NUMPY_ROWS = 65_536
 _FAN_IN = 8
 
 
-def _chunk_stats(xb: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, ...]:
+def _kept(xb: Any, yb: Any, mb: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a chunk that ``sample_mask`` keeps (all rows without a mask)."""
+    xb, yb = np.asarray(xb, dtype=np.float64), np.asarray(yb)
+    if mb is None:
+        return xb, yb
+    keep = np.asarray(mb, dtype=bool)
+    return xb[keep], yb[keep]
+
+
+def _chunk_stats(xb: np.ndarray, yb: np.ndarray, mb: Any = None) -> tuple[np.ndarray, ...]:
     """Count, mean and sum of squared deviations per feature (NaN ignored); label counts."""
-    xb = np.asarray(xb, dtype=np.float64)
+    xb, yb = _kept(xb, yb, mb)
     if np.isinf(xb).any():
         raise ValueError(
             "X contains infinite values; replace them with NaN (imputed) or finite values."
@@ -150,20 +159,17 @@ def _class_weights(
     return np.where(per_class > 0, counts.sum() / (classes.size * safe), 1.0)
 
 
-def _stream(
-    blocks: Sequence[tuple[Any, Any]], client: Any
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _stream(blocks: Sequence[tuple[Any, ...]], client: Any) -> Iterator[tuple[Any, ...]]:
     """Compute ``blocks`` in order on the cluster, one in flight while the caller uses one."""
     pool = None if client is not None else ThreadPoolExecutor(max_workers=1)
 
-    def submit(pair: tuple[Any, Any]) -> Any:
+    def submit(block: tuple[Any, ...]) -> Any:
         if client is not None:
-            return client.compute(list(pair))
-        return pool.submit(dask.compute, *pair)  # type: ignore[union-attr]
+            return client.compute(list(block))
+        return pool.submit(dask.compute, *block)  # type: ignore[union-attr]
 
-    def result(handle: Any) -> tuple[np.ndarray, np.ndarray]:
-        xb, yb = client.gather(handle) if client is not None else handle.result()
-        return xb, yb
+    def result(handle: Any) -> tuple[Any, ...]:
+        return tuple(client.gather(handle) if client is not None else handle.result())
 
     pending = submit(blocks[0]) if blocks else None
     try:
@@ -189,6 +195,7 @@ def fit_incremental(
     random_state: int | None = 0,
     client: Any = None,
     class_weight: str | Mapping[Any, float] | None = "balanced",
+    sample_mask: Any = None,
 ) -> Pipeline:
     """Train a classifier by mini-batch SGD streamed over the row chunks of a Dask table.
 
@@ -224,12 +231,16 @@ def fit_incremental(
     class_weight : "balanced", dict or None, optional
         ``"balanced"`` weights each row by ``n_samples / (n_classes * count_of_its_class)``
         (as scikit-learn does), passed to ``partial_fit`` as ``sample_weight``.
+    sample_mask : dask.array.Array or numpy.ndarray, optional
+        ``(n_samples,)`` booleans: only the rows where it is True are used (e.g. the valid
+        tiles of a tile table); filtered inside each chunk's task.
 
     Returns
     -------
     sklearn.pipeline.Pipeline
         Fitted ``[("scale", StandardScaler), ("impute", SimpleImputer), ("classify", ...)]``
-        that predicts on NumPy tables.
+        that predicts on NumPy tables. Its ``class_counts_`` attribute holds the number of
+        training rows per class (``{label: count}``).
 
     Examples
     --------
@@ -250,9 +261,15 @@ def fit_incremental(
     estimator = _check_estimator(estimator, random_state, class_weight is not None)
     xs = list(X.to_delayed(optimize_graph=False).ravel())
     ys = list(y.to_delayed(optimize_graph=False).ravel())
+    ms: list[Any] = [None] * len(xs)
+    if sample_mask is not None:
+        _, mask = _as_table(X, sample_mask, None)
+        if mask.dtype != bool:
+            raise TypeError(f"sample_mask must hold booleans, got dtype {mask.dtype}.")
+        ms = list(mask.to_delayed(optimize_graph=False).ravel())
 
     # pass 1: statistics and class counts by a tree reduction; only small vectors come back
-    parts = [dask.delayed(_chunk_stats, pure=True)(xb, yb) for xb, yb in zip(xs, ys)]
+    parts = [dask.delayed(_chunk_stats, pure=True)(xb, yb, mb) for xb, yb, mb in zip(xs, ys, ms)]
     while len(parts) > 1:
         step = dask.delayed(_combine_many, pure=True)
         parts = [step(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
@@ -276,14 +293,19 @@ def fit_incremental(
     # passes 2..: shuffled chunk order per epoch, one chunk in memory plus one in flight
     rng = np.random.default_rng(random_state)
     order = [int(i) for _ in range(epochs) for i in rng.permutation(len(xs))]
-    with contextlib.closing(_stream([(xs[i], ys[i]) for i in order], client)) as chunks:
-        for xb, yb in chunks:
-            xb = imputer.transform(scaler.transform(np.asarray(xb, dtype=np.float64)))
-            yb = np.asarray(yb)
+    blocks = [(xs[i], ys[i]) if ms[i] is None else (xs[i], ys[i], ms[i]) for i in order]
+    with contextlib.closing(_stream(blocks, client)) as chunks:
+        for block in chunks:
+            xb, yb = _kept(*block) if len(block) == 3 else _kept(*block, None)
+            xb = imputer.transform(scaler.transform(xb))
             step_rows = batch_rows or max(len(yb), 1)
             for start in range(0, len(yb), step_rows):
                 xm, ym = xb[start : start + step_rows], yb[start : start + step_rows]
                 w = None if weights is None else weights[np.searchsorted(classes, ym)]
                 kwargs = {} if w is None else {"sample_weight": w}
                 estimator.partial_fit(xm, ym, classes=classes, **kwargs)
-    return Pipeline([("scale", scaler), ("impute", imputer), ("classify", estimator)])
+    pipeline = Pipeline([("scale", scaler), ("impute", imputer), ("classify", estimator)])
+    pipeline.class_counts_ = {
+        c.item() if isinstance(c, np.generic) else c: int(n) for c, n in zip(labels, counts)
+    }
+    return pipeline

@@ -111,8 +111,16 @@ class Model(ClassifierMixin, BaseEstimator):
         tiles, the mean of the ``top_k`` largest, or the largest; then normalised.
     top_k : int, optional
         Tiles averaged by ``aggregate="topk"``.
+    incremental : bool, optional
+        Tile level only: train out of core for millions of tiles. The tile rows are
+        computed once into a Zarr table in a scratch folder (``fit(..., scratch=)``),
+        then the estimator (default: logistic ``SGDClassifier``; it needs
+        ``partial_fit``) is trained by mini-batch SGD streamed over its row chunks
+        (:func:`tilevision.learn.fit_incremental`); the rows are never gathered.
+    epochs : int, optional
+        Passes over the rows when ``incremental``.
     random_state : int, optional
-        Seed of the default estimator.
+        Seed of the default estimator (and of the chunk order when ``incremental``).
 
     Attributes
     ----------
@@ -147,6 +155,8 @@ class Model(ClassifierMixin, BaseEstimator):
         tile_rule: str = "majority",
         aggregate: str = "mean",
         top_k: int = 5,
+        incremental: bool = False,
+        epochs: int = 5,
         random_state: int | None = 0,
     ) -> None:
         self.recipe = recipe
@@ -155,6 +165,8 @@ class Model(ClassifierMixin, BaseEstimator):
         self.tile_rule = tile_rule
         self.aggregate = aggregate
         self.top_k = top_k
+        self.incremental = incremental
+        self.epochs = epochs
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
@@ -169,6 +181,11 @@ class Model(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"unknown {name} {value!r}; choose one of {list(valid)}.")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {self.top_k!r}.")
+        if self.incremental and self.level != "tile":
+            raise ValueError(
+                "incremental training streams tile rows: use it with level='tile' (image "
+                "descriptors are one row per image and fit in memory)."
+            )
         if self.recipe is not None and not isinstance(self.recipe, Recipe):
             raise TypeError(
                 f"recipe must be a tilevision.Recipe, got {type(self.recipe).__name__}; "
@@ -192,7 +209,9 @@ class Model(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, y: Any, *, groups: Any = None, client: Any = None) -> Model:
+    def fit(
+        self, X: Any, y: Any, *, groups: Any = None, client: Any = None, scratch: Any = None
+    ) -> Model:
         """Compute the features of the images ``X`` and fit the pipeline on labels ``y``.
 
         Parameters
@@ -209,6 +228,9 @@ class Model(ClassifierMixin, BaseEstimator):
         client : distributed.Client, optional
             Where features are computed and a search's fits run (default: the
             current Dask scheduler, joblib's default backend).
+        scratch : str or path, optional
+            ``incremental`` only: folder for the temporary tile table (default: the
+            system's temporary folder; on a multi-node cluster give a shared folder).
 
         Returns
         -------
@@ -223,6 +245,10 @@ class Model(ClassifierMixin, BaseEstimator):
             check_classes(labels)
             table = descriptor_table(images, recipe, ndim, client=client)
             rows_y = labels
+        elif self.incremental:
+            labels, label_images = split_label_images(y, len(images))
+            self.recipe_, self.ndim_ = recipe, ndim
+            return self._fit_incremental(images, labels, label_images, client, scratch)
         else:
             labels, label_images = split_label_images(y, len(images))
             if labels is not None:
@@ -263,6 +289,46 @@ class Model(ClassifierMixin, BaseEstimator):
             "images": len(np.unique(table.image_index)),
             "class_counts": counts,
             "accuracy": float(np.mean(pipeline.predict(table.X) == y)),
+        }
+        return self
+
+    def _fit_incremental(
+        self, images: list[Any], labels: Any, label_images: Any, client: Any, scratch: Any
+    ) -> Model:
+        import tempfile
+
+        from ._extract import tile_table_on_disk
+        from ._incremental import fit_incremental
+
+        with tempfile.TemporaryDirectory(prefix="tilevision-tiles-", dir=scratch) as folder:
+            X, y, valid, names = tile_table_on_disk(
+                images,
+                self.recipe_,
+                folder,
+                labels=labels,
+                label_images=label_images,
+                rule=self.tile_rule,
+                client=client,
+            )
+            pipeline = fit_incremental(
+                X,
+                y,
+                estimator=self.estimator,
+                epochs=self.epochs,
+                random_state=self.random_state,
+                client=client,
+                sample_mask=valid,
+            )
+        counts = dict(pipeline.class_counts_)
+        self.pipeline_ = pipeline
+        self.classes_ = pipeline.classes_
+        self.feature_names_ = list(names)
+        self.imputed_ = {}  # not counted: NaN is imputed chunk by chunk
+        self.training_ = {
+            "rows": int(sum(counts.values())),
+            "images": len(images),
+            "class_counts": counts,
+            "accuracy": None,  # would need another pass over the rows
         }
         return self
 
@@ -367,6 +433,8 @@ class Model(ClassifierMixin, BaseEstimator):
             "tile_rule": self.tile_rule,
             "aggregate": self.aggregate,
             "top_k": int(self.top_k),
+            "incremental": bool(self.incremental),
+            "epochs": int(self.epochs),
             "ndim": int(self.ndim_),
             "estimator": type(self.pipeline_[-1]).__name__,
             "training": _jsonable(self.training_),
