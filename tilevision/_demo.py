@@ -1,13 +1,23 @@
-"""``tilevision demo``: sample data → OME-Zarr → lazy images, on a local Dask cluster."""
+"""``tilevision demo``: sample data → OME-Zarr → lazy images → a trained classifier.
+
+Runs on a local Dask cluster: ingests three sample images, then trains an image-level
+model on the bundled AdrenalMNIST3D volumes and validates it on their val split.
+"""
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["run_demo"]
+
+#: images used by ``--quick`` (train, val), drawn per class in proportion
+QUICK_SIZES = (150, 60)
 
 
 def _samples(quick: bool) -> list[tuple[str, str, Callable[[], Any], dict[str, Any]]]:
@@ -37,18 +47,81 @@ def _samples(quick: bool) -> list[tuple[str, str, Callable[[], Any], dict[str, A
     ]
 
 
+def _subsample(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``size`` items drawn from each class in proportion."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    take = np.maximum(1, np.round(counts * size / len(labels)).astype(int))
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), n, replace=False) for c, n in zip(classes, take)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def _classifier(output: Path, client: Any, quick: bool) -> dict[str, Path]:
+    """Train on AdrenalMNIST3D train, validate on val; write model, report and plots."""
+    from .datasets import load_adrenalmnist3d
+    from .features import Recipe
+    from .learn import evaluate, fit
+    from .learn._estimators import estimator_from_name
+    from .learn._table_io import write_report
+
+    images, labels = load_adrenalmnist3d(28, "train")
+    val_images, val_labels = load_adrenalmnist3d(28, "val")
+    if quick:
+        keep, val_keep = _subsample(labels, QUICK_SIZES[0]), _subsample(val_labels, QUICK_SIZES[1])
+        images, labels = images[keep], labels[keep]
+        val_images, val_labels = val_images[val_keep], val_labels[val_keep]
+    # the volumes are binary masks: shape features carry the signal (intensity features
+    # add nothing on the val split and double the extraction time)
+    recipe = Recipe({"shape": {}}, tile=28)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # the volumes travel inside the task graph: harmless on the embedded local cluster
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+        model = fit(
+            images, labels, recipe=recipe, estimator=estimator_from_name("rf"), client=client
+        )
+    print(
+        f"  trained on {len(labels)} volumes ({np.count_nonzero(labels == 1)} hyperplasia) with "
+        f"{len(model.feature_names_)} shape features in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    t0 = time.perf_counter()
+    report = evaluate(model, val_images, val_labels, client=client)
+    print(
+        f"  validated on {len(val_labels)} held-out volumes in {time.perf_counter() - t0:.1f} s\n"
+    )
+    print("\n".join("  " + line if line else "" for line in str(report).splitlines()))
+    paths = {"model": model.save(output / "model.tvmodel", overwrite=True)}
+    paths.update((p.stem, p) for p in write_report(report, output))
+    print(
+        f"\n  val ROC AUC {report.metrics['roc_auc']:.3f}, accuracy "
+        f"{report.metrics['accuracy']:.3f}, F1 {report.metrics['f1']:.3f} "
+        "(MedMNIST v2 baselines on the test split: AUC 0.83-0.84, ACC 0.80)"
+    )
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    return paths
+
+
 def run_demo(output: Path, *, use_cluster: bool = True, quick: bool = False) -> int:
-    """Ingest three sample images into ``output`` and print what they hold.
+    """Ingest three sample images into ``output``, print what they hold, train a classifier.
+
+    After the ingests, an image-level model is trained on the bundled AdrenalMNIST3D
+    28³ train split and validated on its val split; ``output`` receives
+    ``model.tvmodel``, ``report.json``, ``roc.png`` and ``confusion.png``.
 
     Parameters
     ----------
     output : Path
-        Folder for the ``.zarr`` stores (created; stores in it are replaced).
+        Folder for the outputs (created; outputs in it are replaced).
     use_cluster : bool, optional
         Start (or re-use) an embedded ``LocalCluster`` and print its dashboard link;
         otherwise use Dask's threaded scheduler.
     quick : bool, optional
-        Smaller synthetic images.
+        Smaller synthetic images, and a subsample of AdrenalMNIST3D
+        (:data:`QUICK_SIZES`).
 
     Returns
     -------
@@ -72,12 +145,20 @@ def run_demo(output: Path, *, use_cluster: bool = True, quick: bool = False) -> 
     try:
         samples = _samples(quick)
         for i, (name, title, make, options) in enumerate(samples, 1):
-            print(f"\n[{i}/{len(samples)}] {title}")
+            print(f"\n[{i}/{len(samples) + 1}] {title}")
             t0 = time.perf_counter()
             source = make()
             dest = ingest(source, output / f"{name}.zarr", overwrite=True, **options)
             print(format_info(info(dest)))
             print(f"  ingested in {time.perf_counter() - t0:.1f} s")
+        size = "a subsample of " if quick else ""
+        print(
+            f"\n[{len(samples) + 1}/{len(samples) + 1}] classifier: {size}AdrenalMNIST3D 28³ "
+            "volumes (normal vs adrenal hyperplasia), image-level random forest"
+        )
+        t0 = time.perf_counter()
+        paths = _classifier(output, dask_client, quick)
+        print(f"  done in {time.perf_counter() - t0:.1f} s")
     finally:
         if dask_client is not None and owned:
             cluster = dask_client.cluster
@@ -86,6 +167,9 @@ def run_demo(output: Path, *, use_cluster: bool = True, quick: bool = False) -> 
                 cluster.close()
     print(
         f"\nDone in {time.perf_counter() - start:.1f} s. Open an image lazily with:\n"
-        f"  import tilevision as tv; img = tv.open({str(output / 'ct.zarr')!r})"
+        f"  import tilevision as tv; img = tv.open({str(output / 'ct.zarr')!r})\n"
+        "and apply the model to new 28³ volumes with:\n"
+        f"  model = tv.load_model({str(paths['model'])!r}); model.predict(volumes)\n"
+        f"  (or: tilevision predict {paths['model']} IMAGES...)"
     )
     return 0

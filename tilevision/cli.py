@@ -7,6 +7,7 @@ Errors print on one line without a traceback (``--debug`` shows it); exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -37,8 +38,6 @@ def _parse_floats(text: str) -> Any:
 
 def _progress(enabled: bool) -> Any:
     """A progress bar for local-scheduler computations (a no-op context otherwise)."""
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext()
     try:
@@ -95,6 +94,196 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
     return run_demo(output=Path(args.output), use_cluster=not args.no_cluster, quick=args.quick)
+
+
+# ---------------------------------------------------------------- classification
+
+
+class UsageError(ValueError):
+    """Options that do not go together (exit code 2)."""
+
+
+def _estimator_name(text: str) -> str:
+    """``--estimator``: checked against the names of ``estimator_from_name`` (imported late)."""
+    from .learn._estimators import ESTIMATOR_NAMES
+
+    if text not in ESTIMATOR_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown estimator {text!r}; choose one of {', '.join(ESTIMATOR_NAMES)}"
+        )
+    return text
+
+
+def _scheduler(address: str | None) -> Any:
+    """A client for ``--scheduler`` (closed by the caller), or None: Dask's threads."""
+    if address is None:
+        return contextlib.nullcontext()
+    from .cluster import client
+
+    return client(address)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .learn import fit
+    from .learn._estimators import estimator_from_name
+    from .learn._table_io import read_image_table, read_recipe
+
+    output = Path(args.output).expanduser()
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"the folder of {output} does not exist; create it first.")
+    recipe = read_recipe(args.recipe)
+    table = read_image_table(args.table, level=args.level)
+    estimator = estimator_from_name(args.estimator, args.seed)
+    start = time.perf_counter()
+    with _scheduler(args.scheduler) as client:
+        model = fit(
+            table.paths,
+            table.targets,
+            recipe=recipe,
+            estimator=estimator,
+            level=args.level,
+            client=client,
+            tile_rule=args.tile_rule,
+            aggregate=args.aggregate,
+            random_state=args.seed,
+        )
+    path = model.save(output, overwrite=args.overwrite)
+    training = model.training_
+    summary = {
+        "model": str(path.resolve()),
+        "level": model.level,
+        "images": int(training["images"]),
+        "rows": int(training["rows"]),
+        "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_],
+        "class_counts": {str(k): int(v) for k, v in training["class_counts"].items()},
+        "training_accuracy": float(training["accuracy"]),
+        "estimator": type(model.pipeline_[-1]).__name__,
+        "n_features": len(model.feature_names_),
+        "recipe_hash": model.recipe_.hash,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    counts = ", ".join(f"{k} ({v})" for k, v in summary["class_counts"].items())
+    rows = "" if model.level == "image" else f", {summary['rows']} tiles"
+    print(
+        f"trained a {model.level}-level {summary['estimator']} on {summary['images']} "
+        f"images{rows} in {summary['seconds']:.1f} s\n"
+        f"  classes: {counts}\n"
+        f"  features: {summary['n_features']} (recipe {summary['recipe_hash']})\n"
+        f"  training accuracy: {_fmt(summary['training_accuracy'])} (on the training data; "
+        "`tilevision evaluate` gives an honest estimate)\n"
+        f"  model: {summary['model']}"
+    )
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from .learn import load_model
+    from .learn._table_io import image_list, tile_file, write_tile_probabilities
+
+    model = load_model(args.model)
+    if args.tiles and model.level != "tile":
+        raise UsageError(
+            f"--tiles needs a tile-level model, but {args.model} is an image-level model; "
+            "train one with `tilevision fit --level tile`."
+        )
+    names, paths = image_list(args.images)
+    with _scheduler(args.scheduler) as client:
+        proba = model.predict_proba(paths, client=client)
+    classes = model.classes_.tolist()
+    labels = [classes[i] for i in proba.argmax(axis=1)]
+    tiles: list[str | None] = [None] * len(paths)
+    if args.tiles:
+        folder = Path(args.tiles).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        used: set[str] = set()
+        for i, (name, path) in enumerate(zip(names, paths)):
+            dest = tile_file(folder, name, used)
+            write_tile_probabilities(model, path, dest)
+            tiles[i] = str(dest)
+    if args.json:
+        rows = [
+            {"path": n, "label": lab, "probabilities": dict(zip(map(str, classes), p.tolist()))}
+            | ({"tiles": t} if t else {})
+            for n, lab, p, t in zip(names, labels, proba, tiles)
+        ]
+        print(json.dumps(rows))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "label", *(f"prob_{c}" for c in classes)])
+    for name, label, p in zip(names, labels, proba):
+        writer.writerow([name, label, *(f"{v:.6g}" for v in p)])
+    if args.output:
+        Path(args.output).expanduser().write_text(text.getvalue(), encoding="utf-8")
+        if not args.json:
+            print(f"wrote {len(names)} predictions to {args.output}")
+    elif not args.json:
+        print(text.getvalue(), end="")
+    if args.tiles and not args.json:
+        print(f"tile probabilities (.tiles.npz) in {args.tiles}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .learn import evaluate, load_model
+    from .learn._estimators import estimator_from_name
+    from .learn._table_io import read_image_table, read_recipe, write_report
+
+    start = time.perf_counter()
+    if args.model:
+        given = [f"--{n.replace('_', '-')}" for n in _TRAINING_OPTIONS if getattr(args, n)]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} set how a model is trained in cross-validation; with "
+                "--model the model's own recipe and estimator are used. Drop them or --model."
+            )
+        model = load_model(args.model)
+        table = read_image_table(args.table, level=model.level)
+        with _scheduler(args.scheduler) as client:
+            report = evaluate(model, table.paths, table.targets, client=client)
+    else:
+        level = args.level or "image"
+        recipe = read_recipe(args.recipe)
+        table = read_image_table(args.table, level=level)
+        estimator = estimator_from_name(args.estimator or "rf", args.seed)
+        with _scheduler(args.scheduler) as client:
+            report = evaluate(
+                table.paths,
+                table.targets,
+                recipe=recipe,
+                estimator=estimator,
+                level=level,
+                cv=args.cv or 5,
+                groups=table.groups,
+                client=client,
+                random_state=args.seed,
+                tile_rule=args.tile_rule or "majority",
+                aggregate=args.aggregate or "mean",
+            )
+    written = write_report(report, Path(args.output).expanduser()) if args.output else []
+    if args.json:
+        print(json.dumps(report.to_dict(predictions=False)))
+        return 0
+    print(report)
+    print(f"\nevaluated in {time.perf_counter() - start:.1f} s")
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+#: evaluate options that only apply to cross-validation (not with --model)
+_TRAINING_OPTIONS = ("recipe", "estimator", "level", "tile_rule", "aggregate", "cv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,7 +351,104 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("path", help="the .zarr store (path or URL)")
     inf.add_argument("--json", action="store_true", help="print JSON")
     inf.set_defaults(func=_cmd_info)
+    _add_learn_parsers(sub)
     return parser
+
+
+_TABLE_HELP = (
+    "CSV with a header and columns path,label[,group] (paths relative to the CSV's folder)"
+)
+
+
+def _add_training_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--recipe, --level, --estimator, --tile-rule, --aggregate (defaults shown or None)."""
+
+    def default(value: str) -> str | None:
+        return value if defaults else None
+
+    parser.add_argument(
+        "--recipe", default=None, help="features: a Recipe .toml or .json (default: the "
+        "library's default recipe for 2-D or 3-D images)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--level", choices=["image", "tile"], default=default("image"),
+        help="one row per image, or one per tile (default: image)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--estimator", type=_estimator_name, default=default("rf"), metavar="NAME",
+        help="rf: balanced random forest, hgb: balanced histogram gradient boosting, "
+        "logistic: balanced logistic regression (default: rf)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tile-rule", choices=["majority", "any"], default=default("majority"),
+        help="tile label from a label image: most frequent value, or any non-zero pixel "
+        "(default: majority)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--aggregate", choices=["mean", "topk", "max"], default=default("mean"),
+        help="tile-level models: image probabilities from tile probabilities (default: mean)",
+    )  # fmt: skip
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: Dask's threads on this machine)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_learn_parsers(sub: Any) -> None:
+    fit = sub.add_parser(
+        "fit",
+        help="train a classifier on a CSV of labelled images and save the model file",
+        description="Compute the features of the images in TABLE and fit a scikit-learn "
+        "pipeline (imputer, scaler, estimator); save it as a safe model file. For "
+        "--level tile, the label column may name one label image (mask, organ map) per "
+        "image instead of a class.",
+    )
+    fit.add_argument("table", metavar="TABLE.csv", help=_TABLE_HELP)
+    fit.add_argument(
+        "--output", "-o", required=True, metavar="MODEL.tvmodel", help="the model file to write"
+    )
+    _add_training_options(fit, defaults=True)
+    fit.add_argument("--seed", type=int, default=0, help="random seed of the estimator")
+    fit.add_argument("--overwrite", action="store_true", help="replace the model file")
+    _add_common(fit)
+    fit.set_defaults(func=_cmd_fit)
+
+    pred = sub.add_parser(
+        "predict",
+        help="apply a model file to images; print or write path,label,prob_<class>...",
+        description="Predict the class of each image (paths, or .csv tables with a path "
+        "column). --tiles writes each image's tile probabilities (tile-level models) as "
+        "NAME.tiles.npz: 'probability' (tile grid × class), 'dims', 'classes', 'coord_*'.",
+    )
+    pred.add_argument("model", metavar="MODEL.tvmodel", help="a model file from `fit`")
+    pred.add_argument(
+        "images", nargs="+", metavar="IMAGE_OR_TABLE", help="image files or .csv tables"
+    )
+    pred.add_argument("--output", "-o", metavar="PRED.csv", help="write the predictions here")
+    pred.add_argument("--tiles", metavar="DIR", help="write tile probabilities into DIR")
+    _add_common(pred)
+    pred.set_defaults(func=_cmd_predict)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="cross-validate a recipe and estimator, or score a model file on held-out images",
+        description="With --model: score the model on the labelled images of TABLE. "
+        "Otherwise: stratified cross-validation (grouped by the group column when present) "
+        "of the recipe and estimator. Prints the report; --output DIR writes report.json, "
+        "roc.png and confusion.png.",
+    )
+    ev.add_argument("table", metavar="TABLE.csv", help=_TABLE_HELP)
+    ev.add_argument("--model", metavar="MODEL.tvmodel", help="score this model file")
+    _add_training_options(ev, defaults=False)
+    ev.add_argument("--cv", type=int, default=None, help="folds (default: 5)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the folds and estimator")
+    ev.add_argument("--output", "-o", metavar="DIR", help="folder for the report and plots")
+    _add_common(ev)
+    ev.set_defaults(func=_cmd_evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,9 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        message = str(exc).strip().replace("\n", " ") or type(exc).__name__
+        message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"tilevision {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

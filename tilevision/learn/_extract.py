@@ -97,10 +97,39 @@ def _check_hash(obj: Any, recipe: Recipe, item: Any) -> None:
         )
 
 
-def _compute(arrays: list[Any], client: Any) -> list[Any]:
-    if client is not None:
-        return client.gather(client.compute(arrays))
-    return list(dask.compute(*arrays))
+@dataclass
+class _Now:
+    """A job that measures one small image whole, inside one task: ``func(*args)``."""
+
+    func: Any
+    args: tuple[Any, ...]
+    shape: tuple[int, ...]
+    dtype: Any
+
+
+def _compute(jobs: list[Any], client: Any) -> list[Any]:
+    """Compute every job (a Dask array, or a :class:`_Now`) together.
+
+    Without a client the jobs become one Dask computation; with one, in-memory arrays
+    are scattered to the workers first (not packed into the task graph) and each small
+    image is one submitted task.
+    """
+    if client is None:
+        arrays = [
+            one_task(j.func, *j.args, shape=j.shape, dtype=j.dtype) if isinstance(j, _Now) else j
+            for j in jobs
+        ]
+        return list(dask.compute(*arrays))
+    arrays = [a for j in jobs if isinstance(j, _Now) for a in j.args if isinstance(a, np.ndarray)]
+    scattered = iter(client.scatter(arrays, hash=False) if arrays else [])
+    futures = []
+    for j in jobs:
+        if isinstance(j, _Now):
+            args = [next(scattered) if isinstance(a, np.ndarray) else a for a in j.args]
+            futures.append(client.submit(j.func, *args, pure=False))
+        else:
+            futures.append(client.compute(j))
+    return client.gather(futures)
 
 
 # ---------------------------------------------------------------- descriptors
@@ -109,7 +138,8 @@ def _compute(arrays: list[Any], client: Any) -> list[Any]:
 def _descriptor_now(item: Any, recipe: Recipe) -> np.ndarray:
     """A whole descriptor in this task (the image read and measured here)."""
     with dask.config.set(scheduler="sync"):
-        return describe(tile_features(load_image(item), recipe)).values
+        tiles = tile_features(load_image(item), recipe).compute()  # small: merge in NumPy
+        return describe(tiles).values
 
 
 def descriptor_table(
@@ -142,15 +172,11 @@ def descriptor_table(
             image = load_image(item)
             if _is_small(image):
                 source = item if not isinstance(image, np.ndarray) or item is image else image
-                rows.append(
-                    one_task(_descriptor_now, source, recipe, shape=shape, dtype=np.float64)
-                )
+                rows.append(_Now(_descriptor_now, (source, recipe), shape, np.float64))
             else:
                 rows.append(describe(tile_features(image, recipe)).data)
-    values = _compute([da.stack(rows)], client)[0]
-    return FeatureTable(
-        np.asarray(values, dtype=np.float64), names, np.arange(len(images), dtype=np.int64)
-    )
+    values = np.stack([np.asarray(v, dtype=np.float64) for v in _compute(rows, client)])
+    return FeatureTable(values.reshape(-1, len(names)), names, np.arange(len(images)))
 
 
 # ---------------------------------------------------------------- tile rows
@@ -217,9 +243,7 @@ def tile_rows(
         image = item if isinstance(item, xr.Dataset) else load_image(item)
         if not isinstance(image, xr.Dataset) and _is_small(image):
             source = item if not isinstance(image, np.ndarray) or item is image else image
-            parts.append(
-                one_task(_tile_rows_now, source, label_image, recipe, rule, shape=(), dtype=object)
-            )
+            parts.append(_Now(_tile_rows_now, (source, label_image, recipe, rule), (), object))
         else:
             names, table, valid, labels = _tile_parts(image, label_image, recipe, rule)
             parts.append(one_task(_rows, names, table, valid, labels, shape=(), dtype=object))

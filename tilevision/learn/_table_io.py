@@ -1,16 +1,30 @@
-"""Image tables for the command line: a CSV of ``path,label[,group]``, checked row by row."""
+"""Files of the classification command line.
+
+In: image tables (a CSV of ``path,label[,group]``, checked row by row) and recipe files.
+Out: tile probabilities (``.npz``) and reports (JSON and PNG plots).
+"""
 
 from __future__ import annotations
 
 import csv
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageTable", "read_image_table"]
+__all__ = [
+    "ImageTable",
+    "image_list",
+    "read_image_table",
+    "read_recipe",
+    "tile_file",
+    "write_report",
+    "write_tile_probabilities",
+]
 
 _INT = re.compile(r"[+-]?\d+")
 _HEADER_HELP = (
@@ -175,3 +189,166 @@ def _set_labels(table: ImageTable, values: list[str], level: str) -> None:
                 "image (mask) for every row, or a class for every row."
             )
     table.labels = _classes(values)
+
+
+def image_list(items: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """Images named on the command line: paths, and the rows of ``.csv`` tables.
+
+    Parameters
+    ----------
+    items : sequence of str
+        Image paths, or CSV files (suffix ``.csv``) with a ``path`` column.
+
+    Returns
+    -------
+    names : list of str
+        The paths as given (CSV rows: as written in the CSV).
+    paths : list of pathlib.Path
+        The paths to read (CSV rows: resolved against the CSV's folder).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> np.save(folder / "a.npy", np.zeros((4, 4)))
+    >>> _ = (folder / "new.csv").write_text("path\\na.npy\\n")
+    >>> names, paths = image_list([str(folder / "new.csv"), str(folder / "a.npy")])
+    >>> names[0], paths[0] == paths[1]
+    ('a.npy', True)
+    """
+    names: list[str] = []
+    paths: list[Path] = []
+    for item in items:
+        if item.lower().endswith(".csv"):
+            table = read_image_table(item, labels=False)
+            names += table.names
+            paths += table.paths
+        else:
+            path = Path(item).expanduser()
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"image {item} does not exist; give image files or a .csv table with a "
+                    "'path' column."
+                )
+            names.append(item)
+            paths.append(path)
+    return names, paths
+
+
+def read_recipe(path: str | os.PathLike[str] | None) -> Any:
+    """A :class:`~tilevision.Recipe` from a ``.toml`` or ``.json`` file (None: None).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from tilevision import Recipe
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "r.toml"
+    >>> _ = Recipe(["intensity"], tile=8).to_toml(path)
+    >>> read_recipe(path) == Recipe(["intensity"], tile=8)
+    True
+    """
+    if path is None:
+        return None
+    from ..features import Recipe
+
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"recipe file {source} does not exist; give a .toml or .json file."
+        )
+    suffix = source.suffix.lower()
+    if suffix == ".toml":
+        return Recipe.from_toml(source)
+    if suffix == ".json":
+        return Recipe.from_json(source)
+    raise ValueError(
+        f"recipe file {source} has suffix {suffix or '(none)'!r}; use a .toml or .json file "
+        "(write one with Recipe.to_toml)."
+    )
+
+
+def tile_file(folder: Path, name: str, used: set[str]) -> Path:
+    """``folder/<stem>.tiles.npz`` for image ``name``; a suffix ``-2``… keeps names unique.
+
+    Examples
+    --------
+    >>> used = set()
+    >>> [tile_file(Path("out"), n, used).name for n in ("a/x.nii.gz", "b/x.npy")]
+    ['x.tiles.npz', 'x-2.tiles.npz']
+    """
+    stem = Path(Path(name).name.removesuffix(".gz")).stem or "image"
+    candidate, n = stem, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}"
+    used.add(candidate)
+    return folder / f"{candidate}.tiles.npz"
+
+
+def write_tile_probabilities(model: Any, image: Any, dest: Path) -> Path:
+    """Write a tile-level model's per-tile probabilities of one image to ``dest`` (.npz).
+
+    The archive holds ``probability`` (tile grid × class, NaN for tiles that are not
+    valid), ``dims`` (the dimension names), ``classes`` and ``coord_<name>`` for every
+    coordinate of the tile grid (tile centres, starts and sizes). It reads back with
+    ``numpy.load(dest, allow_pickle=False)``.
+
+    Parameters
+    ----------
+    model : Model
+        A fitted tile-level model.
+    image : path, DataArray or array
+        The image.
+    dest : pathlib.Path
+        The ``.npz`` file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest``.
+    """
+    proba = model.predict_tiles(image).compute()
+    arrays = {
+        "probability": proba.values,
+        "dims": np.array(proba.dims, dtype=str),
+        "classes": np.asarray(model.classes_.tolist()),  # str or int, never object
+    }
+    for name, coord in proba.coords.items():
+        if name != "class":
+            arrays[f"coord_{name}"] = coord.values
+    np.savez(dest, **arrays)
+    return dest
+
+
+def write_report(report: Any, folder: Path) -> list[Path]:
+    """Write ``report.json``, ``roc.png`` (when there are probabilities) and ``confusion.png``.
+
+    Parameters
+    ----------
+    report : Report
+        The evaluation.
+    folder : pathlib.Path
+        Created if needed; files in it with these names are replaced.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "report.json"]
+    report.to_json(written[0])
+    plots = [("confusion.png", report.plot_confusion)]
+    try:
+        if report.roc_curve():
+            plots.insert(0, ("roc.png", report.plot_roc))
+    except ValueError:
+        pass  # no probabilities: no ROC curve
+    for name, plot in plots:
+        figure = Figure(figsize=(5, 4.5), layout="constrained")
+        plot(ax=figure.subplots())
+        figure.savefig(folder / name, dpi=100)
+        written.append(folder / name)
+    return written
