@@ -1,6 +1,7 @@
 """tilevision: tile-by-tile analysis of images too large for memory, on Dask."""
 
 from . import cluster, datasets, features, filters, io
+from ._analyze import analyze
 from ._version import __version__
 from .features import Recipe, describe, tile_features
 from .io import ingest, open
@@ -10,6 +11,7 @@ __all__ = [
     "Recipe",
     "Report",
     "__version__",
+    "analyze",
     "cluster",
     "datasets",
     "describe",

@@ -366,19 +366,22 @@ class Model(ClassifierMixin, BaseEstimator):
         proba = self._row_proba(table.X) if len(table.X) else np.empty((0, len(self.classes_)))
         return proba if self.level == "image" else self._images_proba(table, len(images), proba)
 
+    def _image_proba(self, rows: np.ndarray) -> np.ndarray:
+        """One image's probabilities from its tiles' rows: aggregated, else the prior."""
+        if len(rows):
+            return self._aggregate(rows)
+        counts = np.array([self.training_["class_counts"][_json_value(c)] for c in self.classes_])
+        return (counts / counts.sum()).astype(np.float64)
+
     def _images_proba(
         self, table: FeatureTable, n_images: int, proba: np.ndarray | None = None
     ) -> np.ndarray:
         """Per-image probabilities aggregated from the tile rows of ``table``."""
         if proba is None:
             proba = self._row_proba(table.X) if len(table.X) else np.empty((0, 0))
-        counts = np.array([self.training_["class_counts"][_json_value(c)] for c in self.classes_])
-        out = np.tile(counts / counts.sum(), (n_images, 1)).astype(np.float64)
-        for i in range(n_images):
-            rows = proba[table.image_index == i]
-            if len(rows):
-                out[i] = self._aggregate(rows)
-        return out
+        return np.stack(
+            [self._image_proba(proba[table.image_index == i]) for i in range(n_images)]
+        )
 
     def predict(self, X: Any, *, client: Any = None) -> np.ndarray:
         """The most probable class per image."""

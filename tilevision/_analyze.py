@@ -1,0 +1,321 @@
+"""``tilevision.analyze``: open → recipe → tile features → descriptor → prediction, at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+
+__all__ = ["RESULT_STORE", "SUMMARY_FILE", "analyze", "cache_dir"]
+
+#: inside an ``output=`` folder: the result Dataset (Zarr) and the run's summary
+RESULT_STORE = "result.zarr"
+SUMMARY_FILE = "analysis.json"
+#: environment variable naming the folder where non-Zarr sources are ingested
+CACHE_ENV = "TILEVISION_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where sources that are not OME-Zarr are ingested once (``$TILEVISION_CACHE``).
+
+    Default: ``~/.cache/tilevision`` (``$XDG_CACHE_HOME/tilevision`` when set).
+
+    Examples
+    --------
+    >>> cache_dir().name
+    'tilevision'
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tilevision"
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message, flush=True)
+
+
+def _source_key(path: Path) -> str:
+    """Identity of a source file or folder: resolved path, size and modification time."""
+    stat = path.stat()
+    size = stat.st_size
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    text = f"{path.resolve()}|{size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def open_source(source: Any, *, level: int = 0, verbose: bool = True) -> tuple[xr.DataArray, str]:
+    """The image of ``source`` (lazy) and a key that changes when the source changes.
+
+    OME-Zarr paths and URLs open directly (:func:`tilevision.open`); any other file
+    that :func:`tilevision.ingest` reads is ingested once into :func:`cache_dir` (a
+    message says so) and opened from there; a DataArray is used as it is.
+    """
+    from .io import detect_format, ingest, open
+
+    if isinstance(source, xr.DataArray):
+        from dask.base import tokenize
+
+        return source, "array-" + tokenize(source)[:16]
+    text = os.fspath(source)
+    if "://" in text:
+        return open(text, level=level), "url-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(text)
+    key = _source_key(path)
+    if detect_format(path) == "zarr":
+        return open(path, level=level), key
+    store = cache_dir() / f"{path.name}-{key}.zarr"
+    if not store.exists():
+        _say(verbose, f"ingesting {path.name} into {store} (once: later runs re-use it)")
+        store.parent.mkdir(parents=True, exist_ok=True)
+        ingest(path, store)
+    return open(store, level=level), key
+
+
+def _model_id(model: Any) -> str:
+    """A short fingerprint of a fitted model (its metadata and fitted pipeline)."""
+    import skops.io as sio
+
+    digest = hashlib.sha256(sio.dumps(model.pipeline_))
+    digest.update(json.dumps(model.metadata(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import sklearn
+
+    return {
+        "tilevision": __version__,
+        "numpy": np.__version__,
+        "dask": dask.__version__,
+        "xarray": xr.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _predictions(model: Any, tiles: xr.Dataset, descriptor: xr.DataArray) -> dict[str, Any]:
+    """Lazy ``probability`` (dim class) and, for tile-level models, ``tile_probability``."""
+    from .features._tasks import one_task
+    from .learn._model import _tile_probabilities
+
+    classes = list(model.classes_)
+    out: dict[str, Any] = {}
+    if model.level == "tile":
+        tile_probability = _tile_probabilities(tiles, model)
+        n_classes = len(classes)
+
+        def image_probability(values: np.ndarray) -> np.ndarray:
+            rows = values.reshape(-1, n_classes)
+            rows = rows[~np.isnan(rows).any(axis=1)]
+            return model._image_proba(rows)
+
+        probability = one_task(
+            image_probability, tile_probability.data, shape=(n_classes,), dtype=np.float64
+        )
+        out["tile_probability"] = tile_probability
+    else:
+        probability = one_task(
+            lambda d: model._row_proba(np.asarray(d)[None])[0],
+            descriptor.data,
+            shape=(len(classes),),
+            dtype=np.float64,
+        )
+    out["probability"] = xr.DataArray(probability, dims=("class",), coords={"class": classes})
+    return out
+
+
+def _check_model(model: Any, recipe: Any, ndim: int) -> Any:
+    from .learn import Model, load_model
+
+    if model is None:
+        return None
+    if not isinstance(model, Model):
+        model = load_model(model)
+    if recipe is not None and recipe != model.recipe_:
+        raise ValueError(
+            f"recipe {recipe.hash} differs from the model's recipe {model.recipe_.hash}; a "
+            "model must see the features it was trained on: leave recipe=None to use the "
+            "model's."
+        )
+    if ndim != model.ndim_:
+        raise ValueError(
+            f"the model was trained on {model.ndim_}-D images but this image is {ndim}-D; use "
+            f"a model trained on {ndim}-D images."
+        )
+    return model
+
+
+def _assemble(image: xr.DataArray, model: Any, recipe: Any) -> xr.Dataset:
+    from .features import Recipe, describe, tile_features
+    from .features._whole import as_feature_image
+
+    spatial = [d for d in image.dims if d != "c"]
+    recipe = model.recipe_ if model is not None else recipe
+    recipe = recipe if recipe is not None else Recipe.default(len(spatial))
+    tiles = tile_features(as_feature_image(image), recipe)
+    descriptor = describe(tiles)
+    result = tiles.assign(descriptor=descriptor.variable).assign_coords(
+        feature=descriptor["feature"]
+    )
+    if model is not None:
+        result = result.assign(_predictions(model, tiles, descriptor))
+    return result
+
+
+def _key(source_key: str, recipe_hash: str, model_id: str | None, level: int) -> str:
+    text = f"{source_key}|{recipe_hash}|{model_id}|{level}|{__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reuse(output: Path, key: str, overwrite: bool) -> xr.Dataset | None:
+    summary = output / SUMMARY_FILE
+    if not output.exists():
+        return None
+    if summary.exists() and json.loads(summary.read_text()).get("inputs_key") == key:
+        return xr.open_zarr(output / RESULT_STORE, consolidated=True, chunks=None).load()
+    if not overwrite:
+        raise FileExistsError(
+            f"{output} exists and holds other results (another source, recipe or model); "
+            "pass overwrite=True to replace it, or choose another output folder."
+        )
+    return None
+
+
+def analyze(
+    source: Any,
+    *,
+    model: Any = None,
+    recipe: Any = None,
+    client: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    level: int = 0,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> xr.Dataset:
+    """Analyse one image end to end: tile features, descriptor and (with a model) its class.
+
+    Opens the source, runs the recipe (fused preprocessing and tile features), reduces
+    the tiles to the image descriptor and, when a model is given, classifies the
+    image (and its tiles, for a tile-level model) — all in one computation on the
+    cluster.
+
+    Parameters
+    ----------
+    source : path, URL or xarray.DataArray
+        An OME-Zarr store (path or URL), or any file :func:`tilevision.ingest` reads
+        (ingested once into :func:`cache_dir`, with a message), or an image DataArray.
+    model : Model or path, optional
+        A fitted :class:`tilevision.Model` or a model file; its recipe is used.
+    recipe : Recipe, optional
+        Without a model: what to compute (default :meth:`Recipe.default`).
+    client : distributed.Client, str or False, optional
+        The cluster (or a scheduler address); default: the running client, else an
+        embedded ``LocalCluster`` sized to the machine (:func:`tilevision.cluster.client`).
+        ``False``: Dask's current scheduler, no cluster.
+    output : path, optional
+        Folder to write: ``result.zarr`` (the Dataset), ``analysis.json`` (summary),
+        written atomically. Re-running with the same source, recipe and model re-uses
+        it and computes nothing.
+    level : int, optional
+        Pyramid level of an OME-Zarr source.
+    overwrite : bool, optional
+        Replace an ``output`` folder that holds other results.
+    verbose : bool, optional
+        Print what happens (ingest, dashboard link, timings).
+
+    Returns
+    -------
+    xarray.Dataset
+        The tile feature variables (dims ``tile_[z,]y,x``), ``descriptor`` (dim
+        ``feature``) and, with a model, ``probability`` (dim ``class``), ``label`` and,
+        for a tile-level model, ``tile_probability``; computed. ``attrs`` record the
+        recipe and its hash, the model id, the source, versions, timings and the
+        cluster.
+
+    Examples
+    --------
+    >>> import numpy as np, dask
+    >>> import tilevision as tv
+    >>> from tilevision._image import make_image
+    >>> img = make_image(np.random.default_rng(0).random((64, 64)), ("y", "x"))
+    >>> with dask.config.set(scheduler="threads"):
+    ...     result = tv.analyze(img, recipe=tv.Recipe(["intensity"], tile=32), client=False,
+    ...                         verbose=False)
+    >>> result["descriptor"].sel(feature="tiles.valid_count").item()
+    4.0
+    """
+    from .cluster import client as make_client
+    from .cluster import dashboard_link
+
+    start = time.perf_counter()
+    image, source_key = open_source(source, level=level, verbose=verbose)
+    ndim = sum(1 for d in image.dims if d != "c")
+    model = _check_model(model, recipe, ndim)
+    lazy = _assemble(image, model, recipe)
+    model_id = None if model is None else _model_id(model)
+    key = _key(source_key, lazy.attrs["recipe_hash"], model_id, level)
+    out = None if output is None else Path(output)
+    if out is not None:
+        reused = _reuse(out, key, overwrite)
+        if reused is not None:
+            _say(verbose, f"re-using the finished results in {out}")
+            return reused
+    cluster = None if client is False else make_client(client)
+    link = None if cluster is None else dashboard_link(cluster)
+    if link:
+        _say(verbose, f"Dask dashboard: {link}")
+    opened = time.perf_counter()
+    result = lazy.compute() if cluster is None else cluster.compute(lazy).result()
+    computed = time.perf_counter()
+    if model is not None:
+        proba = result["probability"].values
+        result["label"] = xr.DataArray(model.classes_[int(np.argmax(proba))])
+    result.attrs.update(
+        {
+            "source": str(source) if not isinstance(source, xr.DataArray) else "DataArray",
+            "model_id": model_id or "",
+            "versions": json.dumps(_versions()),
+            "timings": json.dumps(
+                {"open_s": round(opened - start, 3), "compute_s": round(computed - opened, 3)}
+            ),
+            "cluster": link or ("current scheduler" if cluster is None else str(cluster)),
+            "inputs_key": key,
+        }
+    )
+    if out is not None:
+        _write(result, out, key, overwrite)
+        _say(verbose, f"results written to {out}")
+    _say(verbose, f"analysed {result.attrs['source']} in {computed - start:.1f} s")
+    return result
+
+
+def _write(result: xr.Dataset, output: Path, key: str, overwrite: bool) -> None:
+    from .io._atomic import atomic_directory
+
+    summary = {
+        "inputs_key": key,
+        "source": result.attrs["source"],
+        "recipe_hash": result.attrs["recipe_hash"],
+        "model_id": result.attrs["model_id"],
+        "valid_tiles": int(result["valid"].sum()),
+    }
+    if "label" in result:
+        summary["label"] = result["label"].item()
+        summary["probability"] = dict(
+            zip(map(str, result["class"].values.tolist()), result["probability"].values.tolist())
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(output, overwrite=True) as tmp:
+        result.to_zarr(tmp / RESULT_STORE, zarr_format=2, consolidated=True)
+        (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
