@@ -147,3 +147,43 @@ def test_on_a_local_cluster():
     np.testing.assert_allclose(
         result["descriptor"].values, run(image, recipe=RECIPE)["descriptor"].values, rtol=1e-12
     )
+
+
+def test_analyze_many_equals_one_by_one_and_resumes(tmp_path):
+    import shutil
+
+    images = [image_2d(i, bright=i % 2 == 1).rename(f"im{i}") for i in range(4)]
+    model = tv.fit(images, np.arange(4) % 2, recipe=RECIPE, estimator=LOGISTIC)
+    out = tmp_path / "many"
+    table = tv.analyze_many(images, model=model, client=False, verbose=False, output=out)
+    assert table.index.tolist() == ["im0", "im1", "im2", "im3"]
+    for image in images:
+        single = run(image, model=model)
+        row = table.loc[image.name]
+        assert row["label"] == single["label"].item()
+        assert row["probability.1"] == pytest.approx(single["probability"].values[1])
+        assert row["intensity.mean"] == pytest.approx(
+            single["descriptor"].sel(feature="intensity.mean").item()
+        )
+    assert (out / "results.csv").exists()
+    shutil.rmtree(out / "0002-im2")
+    with raise_if_dask_computes(max_computes=1) as counter:
+        again = tv.analyze_many(images, model=model, client=False, verbose=False, output=out)
+    assert counter.total_computes == 1  # only the missing image
+    np.testing.assert_allclose(again.to_numpy(dtype=float), table.to_numpy(dtype=float))
+    assert (out / "0002-im2" / "analysis.json").exists()
+
+
+def test_analyze_many_on_a_cluster_writes_each_result():
+    from distributed import Client, LocalCluster
+
+    images = [image_2d(i).rename(f"im{i}") for i in range(3)]
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        table = tv.analyze_many(images, recipe=RECIPE, client=client, verbose=False)
+    local = tv.analyze_many(images, recipe=RECIPE, client=False, verbose=False)
+    np.testing.assert_allclose(table.to_numpy(), local.to_numpy(), rtol=1e-12)

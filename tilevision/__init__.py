@@ -1,7 +1,7 @@
 """tilevision: tile-by-tile analysis of images too large for memory, on Dask."""
 
 from . import cluster, datasets, features, filters, io
-from ._analyze import analyze
+from ._analyze import analyze, analyze_many
 from ._version import __version__
 from .features import Recipe, describe, tile_features
 from .io import ingest, open
@@ -12,6 +12,7 @@ __all__ = [
     "Report",
     "__version__",
     "analyze",
+    "analyze_many",
     "cluster",
     "datasets",
     "describe",

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import xarray as xr
 
 from ._version import __version__
 
-__all__ = ["RESULT_STORE", "SUMMARY_FILE", "analyze", "cache_dir"]
+__all__ = ["RESULT_STORE", "SUMMARY_FILE", "analyze", "analyze_many", "cache_dir"]
 
 #: inside an ``output=`` folder: the result Dataset (Zarr) and the run's summary
 RESULT_STORE = "result.zarr"
@@ -84,9 +86,9 @@ def open_source(source: Any, *, level: int = 0, verbose: bool = True) -> tuple[x
 
 def _model_id(model: Any) -> str:
     """A short fingerprint of a fitted model (its metadata and fitted pipeline)."""
-    import skops.io as sio
+    import joblib
 
-    digest = hashlib.sha256(sio.dumps(model.pipeline_))
+    digest = hashlib.sha256(joblib.hash(model.pipeline_).encode())
     digest.update(json.dumps(model.metadata(), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
@@ -255,52 +257,187 @@ def analyze(
     >>> result["descriptor"].sel(feature="tiles.valid_count").item()
     4.0
     """
-    from .cluster import client as make_client
-    from .cluster import dashboard_link
-
     start = time.perf_counter()
+    job = _prepare(source, model, recipe, level, verbose)
+    out = None if output is None else Path(output)
+    if out is not None:
+        reused = _reuse(out, job.key, overwrite)
+        if reused is not None:
+            _say(verbose, f"re-using the finished results in {out}")
+            return reused
+    cluster, link = _cluster(client, verbose)
+    opened = time.perf_counter()
+    result = job.lazy.compute() if cluster is None else cluster.compute(job.lazy).result()
+    computed = time.perf_counter()
+    result = _finish(
+        job, result, link or _cluster_name(cluster), opened - start, computed - opened
+    )
+    if out is not None:
+        _write(result, out, job.key)
+        _say(verbose, f"results written to {out}")
+    _say(verbose, f"analysed {result.attrs['source']} in {computed - start:.1f} s")
+    return result
+
+
+@dataclass
+class _Job:
+    """One source, ready to compute: its lazy result and what identifies it."""
+
+    source: Any
+    model: Any
+    lazy: xr.Dataset
+    key: str
+    model_id: str | None
+
+
+def _prepare(source: Any, model: Any, recipe: Any, level: int, verbose: bool) -> _Job:
     image, source_key = open_source(source, level=level, verbose=verbose)
     ndim = sum(1 for d in image.dims if d != "c")
     model = _check_model(model, recipe, ndim)
     lazy = _assemble(image, model, recipe)
     model_id = None if model is None else _model_id(model)
     key = _key(source_key, lazy.attrs["recipe_hash"], model_id, level)
-    out = None if output is None else Path(output)
-    if out is not None:
-        reused = _reuse(out, key, overwrite)
-        if reused is not None:
-            _say(verbose, f"re-using the finished results in {out}")
-            return reused
+    return _Job(source, model, lazy, key, model_id)
+
+
+def _cluster(client: Any, verbose: bool) -> tuple[Any, str | None]:
+    from .cluster import client as make_client
+    from .cluster import dashboard_link
+
     cluster = None if client is False else make_client(client)
     link = None if cluster is None else dashboard_link(cluster)
     if link:
         _say(verbose, f"Dask dashboard: {link}")
-    opened = time.perf_counter()
-    result = lazy.compute() if cluster is None else cluster.compute(lazy).result()
-    computed = time.perf_counter()
-    if model is not None:
+    return cluster, link
+
+
+def _cluster_name(cluster: Any) -> str:
+    return "current scheduler" if cluster is None else str(cluster)
+
+
+def _finish(
+    job: _Job, result: xr.Dataset, cluster: str, open_s: float, compute_s: float
+) -> xr.Dataset:
+    if job.model is not None:
         proba = result["probability"].values
-        result["label"] = xr.DataArray(model.classes_[int(np.argmax(proba))])
+        result["label"] = xr.DataArray(job.model.classes_[int(np.argmax(proba))])
+    source = job.source
     result.attrs.update(
         {
             "source": str(source) if not isinstance(source, xr.DataArray) else "DataArray",
-            "model_id": model_id or "",
+            "model_id": job.model_id or "",
             "versions": json.dumps(_versions()),
-            "timings": json.dumps(
-                {"open_s": round(opened - start, 3), "compute_s": round(computed - opened, 3)}
-            ),
-            "cluster": link or ("current scheduler" if cluster is None else str(cluster)),
-            "inputs_key": key,
+            "timings": json.dumps({"open_s": round(open_s, 3), "compute_s": round(compute_s, 3)}),
+            "cluster": cluster,
+            "inputs_key": job.key,
         }
     )
-    if out is not None:
-        _write(result, out, key, overwrite)
-        _say(verbose, f"results written to {out}")
-    _say(verbose, f"analysed {result.attrs['source']} in {computed - start:.1f} s")
     return result
 
 
-def _write(result: xr.Dataset, output: Path, key: str, overwrite: bool) -> None:
+def analyze_many(
+    sources: Sequence[Any],
+    *,
+    model: Any = None,
+    recipe: Any = None,
+    client: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    level: int = 0,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> Any:
+    """Analyse many images together on the cluster; one row per image in a DataFrame.
+
+    Every source's graph is built first and all of them are computed together (on a
+    cluster as they finish, each result written at once when ``output`` is given, so
+    an interrupted run keeps what finished and a re-run computes only what is missing).
+
+    Parameters
+    ----------
+    sources : sequence of paths, URLs or DataArrays
+        The images (see :func:`analyze`).
+    model, recipe, client, level, overwrite, verbose
+        As for :func:`analyze`.
+    output : path, optional
+        Folder holding one :func:`analyze` output folder per image
+        (``<position>-<name>``) and ``results.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by source; with a model the ``label`` and one ``probability.<class>``
+        column per class, then the descriptor's features.
+
+    Examples
+    --------
+    >>> import numpy as np, dask
+    >>> import tilevision as tv
+    >>> from tilevision._image import make_image
+    >>> imgs = [make_image(np.full((16, 16), v), ("y", "x")) for v in (1.0, 2.0)]
+    >>> with dask.config.set(scheduler="threads"):
+    ...     table = tv.analyze_many(imgs, recipe=tv.Recipe(["intensity"], tile=8),
+    ...                             client=False, verbose=False)
+    >>> table["intensity.mean"].tolist()
+    [1.0, 2.0]
+    """
+    import pandas as pd
+
+    jobs = [_prepare(s, model, recipe, level, verbose) for s in sources]
+    root = None if output is None else Path(output)
+    folders: list[Path | None] = [None] * len(jobs)
+    results: list[xr.Dataset | None] = [None] * len(jobs)
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        for i, job in enumerate(jobs):
+            folders[i] = root / f"{i:04d}-{_name(job.source)}"
+            results[i] = _reuse(folders[i], job.key, overwrite)
+    todo = [i for i, r in enumerate(results) if r is None]
+    _say(verbose, f"{len(jobs) - len(todo)} of {len(jobs)} images already analysed")
+    cluster, link = _cluster(client, verbose)
+    start = time.perf_counter()
+
+    def done(i: int, result: xr.Dataset) -> None:
+        elapsed = time.perf_counter() - start
+        results[i] = _finish(jobs[i], result, link or _cluster_name(cluster), 0.0, elapsed)
+        if folders[i] is not None:
+            _write(results[i], folders[i], jobs[i].key)
+
+    if cluster is None:
+        import dask
+
+        for i, result in zip(todo, dask.compute(*[jobs[i].lazy for i in todo])):
+            done(i, result)
+    else:
+        from distributed import as_completed
+
+        futures = {cluster.compute(jobs[i].lazy): i for i in todo}
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+    rows = [_row(r) for r in results if r is not None]
+    table = pd.DataFrame(rows, index=pd.Index([_name(j.source) for j in jobs], name="source"))
+    if root is not None:
+        table.to_csv(root / "results.csv")
+    _say(verbose, f"analysed {len(todo)} images in {time.perf_counter() - start:.1f} s")
+    return table
+
+
+def _name(source: Any) -> str:
+    if isinstance(source, xr.DataArray):
+        return str(source.name or "image")
+    return Path(os.fspath(source).rstrip("/")).name
+
+
+def _row(result: xr.Dataset) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    if "label" in result:
+        row["label"] = result["label"].item()
+        for c, p in zip(result["class"].values.tolist(), result["probability"].values):
+            row[f"probability.{c}"] = float(p)
+    row.update(zip(map(str, result["feature"].values), result["descriptor"].values.tolist()))
+    return row
+
+
+def _write(result: xr.Dataset, output: Path, key: str) -> None:
     from .io._atomic import atomic_directory
 
     summary = {
