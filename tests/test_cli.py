@@ -479,3 +479,28 @@ def test_estimator_names():
     assert (hgb.class_weight, hgb.random_state) == ("balanced", 7)
     with pytest.raises(ValueError, match=r"unknown estimator 'svm'; choose one of \['rf'"):
         estimator_from_name("svm")
+
+
+def test_analyze_with_a_model_matches_the_library(trained, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TILEVISION_CACHE", str(tmp_path / "cache"))
+    path = _fit(trained, capsys)
+    image = trained["root"] / "test" / "im1.npy"
+    out = tmp_path / "result"
+    args = ["analyze", str(image), "--model", str(path), "--output", str(out), "--no-cluster"]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    model = tv.load_model(path)
+    expected = model.predict_proba([np.load(image)])[0]
+    assert summary["label"] == model.predict([np.load(image)])[0]
+    assert summary["probability"]["bright"] == pytest.approx(expected[0])
+    assert (out / "result.zarr").is_dir()
+    assert main(args) == 0  # a re-run re-uses the results
+    assert "re-using the finished results" in capsys.readouterr().out
+
+
+def test_analyze_bad_source(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["analyze", str(tmp_path / "notes.txt"), "--no-cluster"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tilevision analyze: error:")
+    assert "\n" not in err

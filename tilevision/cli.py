@@ -282,6 +282,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from ._analyze import analyze
+    from .learn._table_io import read_recipe
+
+    recipe = read_recipe(args.recipe) if args.recipe else None
+    client = False if args.no_cluster else args.scheduler
+    result = analyze(
+        args.source,
+        model=args.model,
+        recipe=recipe,
+        client=client,
+        output=Path(args.output).expanduser() if args.output else None,
+        level=args.level,
+        overwrite=args.overwrite,
+        verbose=not args.json,
+    )
+    summary: dict[str, Any] = {
+        "source": result.attrs["source"],
+        "recipe_hash": result.attrs["recipe_hash"],
+        "tiles": int(result["valid"].size),
+        "valid_tiles": int(result["valid"].sum()),
+        "output": str(Path(args.output).expanduser().resolve()) if args.output else None,
+    }
+    if "label" in result:
+        summary["label"] = result["label"].item()
+        summary["probability"] = {
+            str(c): float(p) for c, p in zip(result["class"].values, result["probability"].values)
+        }
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
 #: evaluate options that only apply to cross-validation (not with --model)
 _TRAINING_OPTIONS = ("recipe", "estimator", "level", "tile_rule", "aggregate", "cv")
 
@@ -352,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true", help="print JSON")
     inf.set_defaults(func=_cmd_info)
     _add_learn_parsers(sub)
+    _add_analyze_parser(sub)
     return parser
 
 
@@ -449,6 +486,29 @@ def _add_learn_parsers(sub: Any) -> None:
     ev.add_argument("--output", "-o", metavar="DIR", help="folder for the report and plots")
     _add_common(ev)
     ev.set_defaults(func=_cmd_evaluate)
+
+
+def _add_analyze_parser(sub: Any) -> None:
+    an = sub.add_parser(
+        "analyze",
+        help="tile features, descriptor and (with --model) the class of one image",
+        description="Open SOURCE (OME-Zarr, or any file `ingest` reads: ingested once into "
+        "the cache), compute the recipe's tile features and the image descriptor and, with "
+        "--model, the class probabilities (and tile probabilities for a tile-level model), "
+        "in one computation. --output DIR writes result.zarr and analysis.json; a re-run "
+        "with the same inputs re-uses them.",
+    )
+    an.add_argument("source", help="image file, folder or OME-Zarr store")
+    an.add_argument("--model", metavar="MODEL.tvmodel", help="a model file from `fit`")
+    an.add_argument("--recipe", metavar="RECIPE.toml", help="recipe (without --model)")
+    an.add_argument("--output", "-o", metavar="DIR", help="folder for the results")
+    an.add_argument("--level", type=int, default=0, help="pyramid level (default 0)")
+    an.add_argument("--overwrite", action="store_true", help="replace other results in DIR")
+    an.add_argument(
+        "--no-cluster", action="store_true", help="use Dask's threads, no local cluster"
+    )
+    _add_common(an)
+    an.set_defaults(func=_cmd_analyze)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
