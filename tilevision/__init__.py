@@ -25,6 +25,7 @@ __all__ = [
     "learn",
     "load_model",
     "open",
+    "plot",
     "tile_features",
 ]
 
@@ -33,6 +34,12 @@ _LEARN = ("Model", "Report", "evaluate", "fit", "load_model")
 
 
 def __getattr__(name: str) -> object:
+    if name == "plot":  # matplotlib's pyplot is slow to import too
+        import importlib
+
+        value = importlib.import_module(f"{__name__}.plot")
+        globals()[name] = value
+        return value
     if name == "learn" or name in _LEARN:
         import importlib
 
