@@ -56,7 +56,7 @@ def test_image_level_model_probability_and_label():
     assert len(result.attrs["model_id"]) == 16
 
 
-def test_tile_level_model_tile_probability():
+def test_tile_level_model_tile_probability(tmp_path):
     rng = np.random.default_rng(3)
     images, masks = [], []
     for i in range(4):
@@ -67,10 +67,12 @@ def test_tile_level_model_tile_probability():
         images.append(make_image(data, ("y", "x")))
         masks.append(mask)
     model = tv.fit(images, masks, recipe=RECIPE, estimator=LOGISTIC, level="tile")
-    result = run(images[0], model=model)
+    result = run(images[0], model=model, output=tmp_path / "out")
     np.testing.assert_allclose(
         result["tile_probability"].values, model.predict_tiles(images[0]).values, rtol=1e-12
     )
+    assert (tmp_path / "out" / "heatmap.png").stat().st_size > 1000
+    assert "probability of 1" in (tmp_path / "out" / "report.html").read_text()
     np.testing.assert_allclose(
         result["probability"].values, model.predict_proba([images[0]])[0], rtol=1e-12
     )
@@ -80,7 +82,12 @@ def test_output_is_written_and_reused_without_computing(tmp_path):
     image = image_2d()
     out = tmp_path / "run"
     first = run(image, recipe=RECIPE, output=out)
-    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "result.zarr"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "analysis.json", "heatmap.png", "report.html", "result.zarr"
+    ]  # fmt: skip
+    report = (out / "report.html").read_text()
+    assert "data:image/png;base64," in report
+    assert f"{first['descriptor'].sel(feature='intensity.mean').item():.6g}" in report
     summary = json.loads((out / "analysis.json").read_text())
     assert summary["inputs_key"] == first.attrs["inputs_key"]
     with raise_if_dask_computes():  # nothing is computed again

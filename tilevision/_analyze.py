@@ -226,8 +226,9 @@ def analyze(
         embedded ``LocalCluster`` sized to the machine (:func:`tilevision.cluster.client`).
         ``False``: Dask's current scheduler, no cluster.
     output : path, optional
-        Folder to write: ``result.zarr`` (the Dataset), ``analysis.json`` (summary),
-        written atomically. Re-running with the same source, recipe and model re-uses
+        Folder to write: ``result.zarr`` (the Dataset), ``heatmap.png`` (tile heatmap
+        over the image), ``report.html`` and ``analysis.json`` (summary), written
+        atomically. Re-running with the same source, recipe and model re-uses
         it and computes nothing.
     level : int, optional
         Pyramid level of an OME-Zarr source.
@@ -273,7 +274,7 @@ def analyze(
         job, result, link or _cluster_name(cluster), opened - start, computed - opened
     )
     if out is not None:
-        _write(result, out, job.key)
+        _write(result, out, job)
         _say(verbose, f"results written to {out}")
     _say(verbose, f"analysed {result.attrs['source']} in {computed - start:.1f} s")
     return result
@@ -285,6 +286,7 @@ class _Job:
 
     source: Any
     model: Any
+    image: xr.DataArray
     lazy: xr.Dataset
     key: str
     model_id: str | None
@@ -297,7 +299,7 @@ def _prepare(source: Any, model: Any, recipe: Any, level: int, verbose: bool) ->
     lazy = _assemble(image, model, recipe)
     model_id = None if model is None else _model_id(model)
     key = _key(source_key, lazy.attrs["recipe_hash"], model_id, level)
-    return _Job(source, model, lazy, key, model_id)
+    return _Job(source, model, image, lazy, key, model_id)
 
 
 def _cluster(client: Any, verbose: bool) -> tuple[Any, str | None]:
@@ -400,7 +402,7 @@ def analyze_many(
         elapsed = time.perf_counter() - start
         results[i] = _finish(jobs[i], result, link or _cluster_name(cluster), 0.0, elapsed)
         if folders[i] is not None:
-            _write(results[i], folders[i], jobs[i].key)
+            _write(results[i], folders[i], jobs[i])
 
     if cluster is None:
         import dask
@@ -437,9 +439,11 @@ def _row(result: xr.Dataset) -> dict[str, Any]:
     return row
 
 
-def _write(result: xr.Dataset, output: Path, key: str) -> None:
+def _write(result: xr.Dataset, output: Path, job: _Job) -> None:
+    from ._report_html import HEATMAP_FILE, REPORT_FILE, write_heatmap, write_report
     from .io._atomic import atomic_directory
 
+    key = job.key
     summary = {
         "inputs_key": key,
         "source": result.attrs["source"],
@@ -455,4 +459,6 @@ def _write(result: xr.Dataset, output: Path, key: str) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(output, overwrite=True) as tmp:
         result.to_zarr(tmp / RESULT_STORE, zarr_format=2, consolidated=True)
+        png = write_heatmap(result, job.image, tmp / HEATMAP_FILE)
+        write_report(result, tmp / REPORT_FILE, png)
         (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
