@@ -1,16 +1,24 @@
-"""``reread_after``: later passes read their input again instead of holding it.
+"""Graph tools that bound memory: ``reread_after`` and ``map_overlap_read``.
+
+``reread_after``: later passes read their input again instead of holding it.
+``map_overlap_read``: a halo exchange in which each block reads its own chunk
+(the same blocks as Dask's overlap, without chunks held for the neighbours).
 
 Structural tests, not timings: a counting source tells how often each chunk is
-read, a scheduler callback how many image chunks are alive at once, and graph
-inspection which input tasks a copy shares with the original.
+read, a scheduler callback how many image chunks are alive at once, weak
+references how many source chunks exist at once, and graph inspection which
+input tasks a copy shares with the original.
 
-``ReadCounter`` and ``MaxAlive`` are also used by the filters' tests.
+``ReadCounter`` and ``MaxAlive`` are also used by the filters' tests,
+``LiveChunks`` by the tile-feature engine's.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
+import weakref
 from collections import Counter
 
 import dask
@@ -24,9 +32,18 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import key_split
 
 import tilevision._graph as graph_module
+import tilevision._halo_read as graph_module_halo
 from tilevision._graph import reread_after
+from tilevision._halo import prepare_chunks
+from tilevision._halo_read import inline_plan, map_overlap_read
 from tilevision.filters import gaussian
-from tilevision.testing import raise_if_dask_computes
+from tilevision.testing import (
+    AWKWARD_CHUNKS_2D,
+    AWKWARD_CHUNKS_3D,
+    AWKWARD_SHAPE_2D,
+    AWKWARD_SHAPE_3D,
+    raise_if_dask_computes,
+)
 
 
 class ReadCounter:
@@ -143,8 +160,9 @@ def test_each_chunk_read_once_per_pass(kind):
     assert again.chunks == image.chunks
     assert again.dtype == image.dtype
     got_again, got_total = dask.compute(again, total, scheduler="sync")
-    # two passes: the sum, then the copy; never one read shared by both
-    assert counter.counts() == {2}
+    # two passes: the sum, then the copy; never one read shared by both (a filter's
+    # halo exchange reads each chunk twice per pass: for its neighbours, for itself)
+    assert counter.counts() == ({4} if kind == "map_overlap" else {2})
     np.testing.assert_array_equal(got_again, expected_input.compute())
     assert got_total == expected_input.sum().compute()
 
@@ -311,3 +329,245 @@ def test_zarr_source(tmp_path):
     got, got_total = dask.compute(again, total)
     np.testing.assert_array_equal(got, data)
     assert got_total == data.sum()
+
+
+# ------------------------------------------------------ map_overlap_read (halo exchange)
+
+
+class LiveChunks:
+    """A lazy image that records the most of its chunks alive at once (weak references).
+
+    A chunk is alive from its read until the last reference to it is dropped (by a
+    task, or by the scheduler's cache): what a halo exchange holds between tasks.
+    """
+
+    def __init__(self, shape, chunks, dtype="float32", seed=0):
+        self._lock = threading.Lock()
+        self._alive: dict[int, weakref.ref] = {}
+        self._ids = itertools.count()
+        self.reads = 0
+        self.peak = 0
+        self.seed = seed
+        self.array = da.map_blocks(
+            self._read,
+            chunks=da.core.normalize_chunks(chunks, shape),
+            dtype=dtype,
+            meta=np.empty((0,) * len(shape), dtype),
+            name=f"live-{uuid.uuid4().hex}",
+        )
+
+    def _read(self, block_info=None):
+        info = block_info[None]
+        rng = np.random.default_rng([self.seed, *info["chunk-location"]])
+        block = (rng.standard_normal(info["chunk-shape"]) * 300 + 40).astype(info["dtype"])
+        with self._lock:
+            key = next(self._ids)
+            self._alive[key] = weakref.ref(block, lambda _, k=key: self._alive.pop(k, None))
+            self.reads += 1
+            self.peak = max(self.peak, len(self._alive))
+        return block
+
+    def reset(self):
+        self.reads = self.peak = 0
+
+
+def _whole_block(*blocks, block_info=None):
+    """Every overlapped block, stacked (to compare the exchange with Dask's)."""
+    return np.stack([np.asarray(b, dtype="float64") for b in blocks], axis=-1)
+
+
+def _stacked_overlap(arrays, depth):
+    """Dask's own exchange: the reference."""
+    ovl = [da.overlap.overlap(a, depth=dict(enumerate(depth)), boundary="none") for a in arrays]
+    return da.map_blocks(
+        _whole_block, *ovl, new_axis=arrays[0].ndim, chunks=(*ovl[0].chunks, (len(arrays),)),
+        dtype="float64", meta=np.empty((0,) * (arrays[0].ndim + 1)),
+    )  # fmt: skip
+
+
+def _read_with_halo(arrays, depth, **options):
+    ref = _stacked_overlap(arrays, depth)
+    return map_overlap_read(
+        _whole_block, arrays, depth, chunks=ref.chunks, dtype="float64",
+        meta=np.empty((0,) * ref.ndim), name=f"test-{uuid.uuid4().hex}", **options,
+    ), ref  # fmt: skip
+
+
+def _kinds_of_input(x):
+    """An image, a mask from it (read together), and one that must be shared."""
+    return [x, x > 40, (x.rechunk(7) * 2).rechunk(x.chunks)]
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "depth"),
+    [
+        *[(AWKWARD_SHAPE_2D, c, (2, 3)) for c in AWKWARD_CHUNKS_2D],
+        *[(AWKWARD_SHAPE_3D, c, (1, 2, 3)) for c in AWKWARD_CHUNKS_3D],
+        ((30, 40), (10, 10), (0, 4)),
+        ((12, 30, 40), (4, 10, 10), (4, 0, 10)),
+    ],
+)
+def test_read_blocks_equal_dasks_overlap(shape, chunks, depth):
+    counter = ReadCounter(shape, chunks)
+    x, depth = prepare_chunks(counter.array, depth)
+    arrays = _kinds_of_input(x)
+    with raise_if_dask_computes():
+        ours, ref = _read_with_halo(arrays, depth)
+    assert ours.chunks == ref.chunks
+    assert ours.dtype == ref.dtype
+    got, expected = dask.compute(ours, ref, scheduler="threads")
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_read_blocks_wait_for_global_values_and_take_args(sweep):
+    counter = ReadCounter((24, 36, 40), (8, 12, 10))
+    x = counter.array
+    total = x.sum()
+    image, shared = x - total / x.size, x.rechunk(5).rechunk(x.chunks)
+
+    def centred(block, other, mean, block_info=None, *, scale):
+        loc = block_info[0]["chunk-location"]
+        return np.array([block.sum() * scale, other.max(), float(mean), sum(loc)])[
+            None, None, None
+        ]
+
+    out = map_overlap_read(
+        centred, [image, shared], (2, 3, 1), args=[total / x.size], kwargs={"scale": 2.0},
+        after=[total], sweep=sweep, chunks=((1,) * 3, (1,) * 3, (1,) * 4, (4,)),
+        dtype="float64", meta=np.empty((0,) * 4), name=f"test-{uuid.uuid4().hex}",
+    )  # fmt: skip
+    ovl = [
+        da.overlap.overlap(a, depth={0: 2, 1: 3, 2: 1}, boundary="none") for a in (image, shared)
+    ]
+    ref = da.map_blocks(
+        centred, *ovl, float(total.compute() / x.size), scale=2.0, new_axis=3, dtype="float64",
+        chunks=((1,) * 3, (1,) * 3, (1,) * 4, (4,)), meta=np.empty((0,) * 4),
+    )  # fmt: skip
+    np.testing.assert_allclose(out.compute(), ref.compute(), rtol=1e-6)
+
+
+def test_inputs_read_block_by_block_share_no_chunk():
+    """Sources and elementwise steps are run again in the tasks that need them."""
+    counter = ReadCounter((32, 40), (8, 10))
+    x = counter.array
+    arrays = _kinds_of_input(x)
+    graph = graph_module_halo._Graph(arrays)
+    for index in np.ndindex(*x.numblocks):
+        plan = inline_plan(graph, [(a.name, *index) for a in arrays[:2]])
+        assert plan is not None
+        assert [key_split(t.key) for t in plan.tasks] == ["counted", "gt"]  # one read
+        assert inline_plan(graph, [(arrays[2].name, *index)]) is None  # rechunked
+    ours, _ = _read_with_halo(arrays[:2], (2, 3))
+    # no task of the exchange takes a chunk of the input: each reads its own
+    assert not [k for k in _reachable(ours, "no-stop") if key_split(k) in ("counted", "gt")]
+    got = ours.compute(scheduler="sync")
+    assert counter.counts() == {2}  # in its halo task, and in its block's task
+    _, ref = _read_with_halo(arrays[:2], (2, 3))
+    np.testing.assert_array_equal(got, ref.compute())
+
+
+def test_inline_plan_stops_at_global_values_and_big_graphs(monkeypatch):
+    x = ReadCounter((32, 40), (8, 10)).array
+    mean = x.mean()
+    mask = x > mean  # the mean is computed once and passed in, not recomputed
+    plan = inline_plan(graph_module_halo._Graph([mask]), [(mask.name, 1, 2)])
+    assert plan is not None
+    assert plan.external == ((mean.name,),)
+    assert [k[1:] for k in plan.outputs] == [(1, 2)]
+    deep = x
+    for _ in range(5):
+        deep = deep + 1
+    assert inline_plan(graph_module_halo._Graph([deep]), [(deep.name, 0, 0)]) is not None
+    monkeypatch.setattr(graph_module_halo, "MAX_INLINE_TASKS", 4)
+    assert inline_plan(graph_module_halo._Graph([deep]), [(deep.name, 0, 0)]) is None
+
+
+def _live_peak(make, counter, scheduler="threads"):
+    counter.reset()
+    result = make(counter.array)
+    dask.compute(result, scheduler=scheduler, num_workers=2)
+    return counter.peak
+
+
+def test_halo_exchange_holds_few_chunks():
+    """Peak chunks alive stays small and does not grow with the image; Dask's does."""
+    peaks, dask_peaks = [], []
+    for shape in [(48, 48, 64), (64, 96, 96)]:  # 48 and 144 chunks
+        counter = LiveChunks(shape, 16)
+
+        def ours(x):
+            out, _ = _read_with_halo([x, x > 40], (2, 2, 2), sweep=True)
+            return out.sum()
+
+        def theirs(x):
+            return _stacked_overlap([x, x > 40], (2, 2, 2)).sum()
+
+        peaks.append(_live_peak(ours, counter))
+        dask_peaks.append(_live_peak(theirs, counter))
+    assert max(peaks) <= 6  # a few per thread: read, cut, dropped
+    assert peaks[1] <= peaks[0] + 2
+    assert dask_peaks[1] > 3 * max(peaks)  # the test can see chunks being held
+
+
+class _LivePieces(Callback):
+    """Peak number of halo tasks' results (pieces waiting for neighbours) held at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.peak = 0
+
+    def _posttask(self, key, result, dsk, state, id):
+        alive = sum(1 for k in state["cache"] if key_split(k).startswith("overlap-test"))
+        self.peak = max(self.peak, alive)
+
+
+def test_sweep_keeps_waiting_pieces_within_three_slabs():
+    x = ReadCounter((12, 12, 80), 4).array  # 3 x 3 x 20 chunks: slabs of 9 along x
+    out, ref = _read_with_halo([x], (1, 1, 1), sweep=True)
+    graph = convert_legacy_graph(dict(out.__dask_graph__()))
+    halo = {k: v for k, v in graph.items() if key_split(k).startswith("overlap-test")}
+    slabs = {k for k in graph if key_split(k).startswith("overlap-slab")}
+    assert len(slabs) == 18
+    for key, node in halo.items():  # slab s + 2 waits for slab s
+        waits = {k[1] for k in node.dependencies if k in slabs}
+        assert waits == ({key[3] - 2} if key[3] >= 2 else set())
+    with _LivePieces() as live:
+        got = out.sum().compute(scheduler="threads", num_workers=2)
+    assert live.peak <= 3 * 9
+    assert got == ref.sum().compute()
+
+
+def test_filters_hold_few_chunks():
+    counter = LiveChunks((64, 96, 96), 16)  # 144 chunks
+    peak = _live_peak(lambda x: gaussian(x, 1.0).max(), counter)
+    assert peak <= 6
+    assert counter.reads <= 2 * 144
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"arrays": "two chunkings"}, "need the same chunks"),
+        ({"depth": (9, 1)}, "thinner than the halo"),
+        ({"depth": (1,)}, "does not match a 2-D array"),
+        ({"chunks": ((1, 1), (1,))}, "one block per input block"),
+        ({"args": "multi-chunk"}, "global values of one chunk"),
+        ({"arrays": []}, "at least one array"),
+    ],
+)
+def test_map_overlap_read_bad_input(kwargs, match):
+    x = da.ones((16, 20), chunks=(8, 10))
+    options = {"chunks": ((1, 1), (1, 1)), "depth": (2, 2), "args": ()}
+    options.update(kwargs)
+    if options.get("arrays") == "two chunkings":
+        options["arrays"] = [x, x.rechunk(4)]
+    if options["args"] == "multi-chunk":
+        options["args"] = [x]
+    arrays = options.pop("arrays", [x])
+    depth = options.pop("depth")
+    with pytest.raises(ValueError, match=match):
+        map_overlap_read(
+            _whole_block, arrays, depth, dtype=float, meta=np.empty((0, 0)), name="bad",
+            **options,
+        )  # fmt: skip

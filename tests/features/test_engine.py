@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import itertools
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tests.features.toy_families  # noqa: F401  (registers toy_* families)
+import tilevision.features._engine as engine
 from tilevision import Recipe, describe, tile_features
+from tilevision._graph import reread_after
 from tilevision._image import make_image
 from tilevision.features import FeatureFamily, Statistic, register
 from tilevision.filters import step
 from tilevision.testing import raise_if_dask_computes
+
+from ..test_graph import LiveChunks
 
 
 def _tiles_of(shape: tuple[int, ...], tile: tuple[int, ...]):
@@ -206,3 +212,75 @@ def test_property_tiles_and_descriptor_match_numpy(shape, data) -> None:
     for index in itertools.product(*[range(len(s)) for s in starts]):
         where = tuple(slice(s[i], e[i]) for s, e, i in zip(starts, ends, index))
         assert computed["toy_peak.max"][index].item() == image[where].max()
+
+
+# ------------------------------------------- the halo exchange: same values, bounded memory
+
+
+def _dask_exchange(func, arrays, depth, *, chunks, dtype, meta, name, args=(), kwargs=None,
+                   after=(), sweep=False):  # fmt: skip
+    """The engine's exchange as it was: Dask's ``overlap`` on inputs re-read after the
+    global values (every chunk shared by its neighbours' tasks)."""
+    after = [a for a in after if dask.is_dask_collection(a)]
+    overlapped = [
+        da.overlap.overlap(
+            reread_after(a, *after) if after else a,
+            depth=dict(enumerate(depth)),
+            boundary="none",
+        )
+        for a in arrays
+    ]
+    ndim = arrays[0].ndim
+    return da.map_blocks(
+        func, *overlapped, *args, chunks=chunks, dtype=dtype, meta=meta, name=f"{name}-dask",
+        new_axis=list(range(ndim, len(chunks))), **(kwargs or {}),
+    )  # fmt: skip
+
+
+_KINDS = {
+    "intensity": {"hu": True},  # global centre and grids
+    "histogram": {"bins": 16},  # global range
+    "gradient": {"canny": True},  # global Otsu threshold; Canny edges: a prepared map
+    "texture": {"parts": ["glcm", "lbp"], "levels": 8},  # global range, a halo
+    "objects": {},  # cross-tile labels: a map that cannot be read again block by block
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "tile", "mask", "families"),
+    [
+        ((12, 30, 33), (6, 10, 11), (6, 10, 11), "> 95", ["gradient", "intensity", "texture"]),
+        ((60, 70), (25, 30), (20, 16), "otsu", ["histogram", "objects", "texture"]),
+        ((30, 64), 16, 8, None, ["intensity", "histogram"]),
+    ],
+)
+def test_results_equal_dasks_exchange(shape, chunks, tile, mask, families, monkeypatch) -> None:
+    """Bit for bit the tiles of the former exchange (Dask's overlap of shared chunks)."""
+    image = da.from_array(_image(shape, seed=3), chunks=chunks)
+    recipe = Recipe({f: _KINDS[f] for f in families}, tile=tile, mask=mask, min_foreground=0.1)
+    with raise_if_dask_computes():
+        ours = tile_features(image, recipe)
+    monkeypatch.setattr(engine, "map_overlap_read", _dask_exchange)
+    theirs = tile_features(image, recipe)
+    halo = {"gradient", "texture"} & set(families)  # families that read around their tiles
+    exchange = any(k[0].startswith("overlap-tilevision") for k in ours.to_array().data.dask)
+    assert exchange == bool(halo)
+    xr.testing.assert_identical(ours.compute(), theirs.compute())
+
+
+def test_tile_pass_holds_few_chunks(monkeypatch) -> None:
+    """Computing tiles holds a few source chunks at a time, not a share of the image."""
+    counter = LiveChunks((32, 64, 64), 16)  # 32 chunks
+    recipe = Recipe({"gradient": {"canny": False}, "intensity": {}}, tile=16, mask="> 40")
+    got = describe(tile_features(counter.array, recipe)).compute(
+        scheduler="threads", num_workers=2
+    )
+    assert counter.peak <= 4  # about one per thread: read, cut, measured, dropped
+    # the former exchange, on the same image: many chunks held (the test can fail)
+    counter.reset()
+    monkeypatch.setattr(engine, "map_overlap_read", _dask_exchange)
+    expected = describe(tile_features(counter.array, recipe)).compute(
+        scheduler="threads", num_workers=2
+    )
+    assert counter.peak > 12
+    xr.testing.assert_identical(got, expected)

@@ -12,8 +12,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._graph import reread_after
 from .._halo import prepare_chunks
+from .._halo_read import map_overlap_read
 from .._version import __version__
 from ..filters._chain import chain
 from ..filters._steps import StepContext
@@ -130,8 +130,8 @@ def _measure_tile(
 
 def _block_tiles(
     image: np.ndarray,
-    mask: np.ndarray | None,
-    *maps_and_values: Any,
+    *masks_maps_and_values: Any,
+    has_mask: bool,
     layout: _Layout,
     map_names: tuple[tuple[str, ...], ...],
     ctx: StepContext,
@@ -152,7 +152,8 @@ def _block_tiles(
     ndim = ctx.ndim
     if block_info is None:  # dask probing
         return np.full((1,) * ndim + (layout.size,), np.nan)
-    *map_blocks, values = maps_and_values
+    *map_blocks, values = masks_maps_and_values
+    mask = map_blocks.pop(0) if has_mask else None
     info = block_info[0]
     loc, nblocks = info["chunk-location"], info["num-chunks"]
     low = [d if i > 0 else 0 for d, i in zip(depth, loc)]
@@ -298,32 +299,32 @@ def tile_features(
     ]  # fmt: skip
     has_globals = bool(any(values.values()))
 
-    def overlapped(array: Any) -> Any:
-        if has_globals:  # read again once the global values are known (bounded memory)
-            array = reread_after(array, packed)
-        return da.overlap.overlap(array, depth=dict(enumerate(depth)), boundary="none")
-
-    args = [overlapped(data), None if mask_data is None else overlapped(mask_da.data)]
-    args += [overlapped(m) for m in map_arrays]
     offsets = tuple(tuple(int(v) for v in np.cumsum((0, *c[:-1]))) for c in chunks)
     token = dask.base.tokenize(data, mask_data, recipe.hash, *map_arrays)
-    vector = da.map_blocks(
+    # every block reads its own halo, after the global values are known: memory does
+    # not grow with the image (blocks are made slab by slab; their results are small)
+    vector = map_overlap_read(
         _block_tiles,
-        *args,
-        packed,
-        layout=layout,
-        map_names=map_names,
-        ctx=ctx,
-        radius=radius,
-        depth=depth,
-        tile=tile,
-        offsets=offsets,
-        min_foreground=recipe.min_foreground,
-        new_axis=[ndim],
+        [data, *([] if mask_data is None else [mask_da.data]), *map_arrays],
+        depth,
+        args=[packed],
+        after=[packed] if has_globals else [],
+        sweep=True,
         chunks=(*(tuple(-(-b // t) for b in c) for c, t in zip(chunks, tile)), (layout.size,)),
         dtype=np.float64,
         meta=np.empty((0,) * (ndim + 1), np.float64),
         name=f"tilevision-tile-features-{token}",
+        kwargs={
+            "has_mask": mask_data is not None,
+            "layout": layout,
+            "map_names": map_names,
+            "ctx": ctx,
+            "radius": radius,
+            "depth": depth,
+            "tile": tile,
+            "offsets": offsets,
+            "min_foreground": recipe.min_foreground,
+        },
     )
     return _dataset(vector, layout, filtered, tile, recipe, ctx)
 

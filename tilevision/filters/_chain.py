@@ -1,5 +1,10 @@
 """Run local steps as ONE ``map_overlap``: the engine under every tiled filter.
 
+The halo is exchanged by :func:`tilevision._halo_read.map_overlap_read` (each block
+reads its own chunk; no chunk is held for its neighbours, so memory does not grow
+with the image), or by Dask's ``map_overlap`` where a step wraps around
+(``mode="wrap"``).
+
 Input may be a tilevision image (DataArray), a Dask array or a NumPy array; the
 result has the same kind. DataArrays keep their coords and attrs; their ``c`` dim
 (if any) is treated as channels and each channel is filtered on its own.
@@ -19,6 +24,7 @@ from dask.base import tokenize
 
 from .._dtype import check_numeric
 from .._halo import plan_depth, prepare_chunks
+from .._halo_read import map_overlap_read
 from .._image import SPATIAL_DIMS, image_geometry
 from ._steps import BoundStep, Step, StepContext, as_step
 
@@ -172,21 +178,30 @@ def apply_blockwise(
         if channel_axis is not None:
             rest.insert(channel_axis, 0)
         remaining.append(tuple(rest))
+    out = {
+        "chunks": array.chunks,
+        "dtype": out_dtype,
+        "meta": np.empty((0,) * array.ndim, dtype=out_dtype),
+        "name": f"tilevision-{label}-{token}",
+    }
+    kwargs = {
+        "steps": steps,
+        "channel_axis": channel_axis,
+        "halo": depth,
+        "periodic": tuple(b == "periodic" for b in boundary_list),
+        "remaining": tuple(remaining),
+    }
+    if "periodic" not in boundary_list:
+        # each block reads its own halo: memory does not grow with the image
+        return map_overlap_read(_run_steps_cropping, [array], depth, kwargs=kwargs, **out)
     return da.map_overlap(
         _run_steps_cropping,
         array,
         depth=dict(enumerate(depth)),
         boundary=dict(enumerate(boundary_list)),
         trim=False,  # each block crops its own halo as the steps consume it
-        chunks=array.chunks,
-        dtype=out_dtype,
-        meta=np.empty((0,) * array.ndim, dtype=out_dtype),
-        name=f"tilevision-{label}-{token}",
-        steps=steps,
-        channel_axis=channel_axis,
-        halo=depth,
-        periodic=tuple(b == "periodic" for b in boundary_list),
-        remaining=tuple(remaining),
+        **out,
+        **kwargs,
     )
 
 
@@ -205,7 +220,7 @@ def _run_steps_cropping(
     After step ``i`` only ``remaining[i]`` pixels of halo are still needed (the
     radii of the later steps), so the rest is cropped before the next step runs:
     a chain never filters more of the halo than it must, and the last step leaves
-    exactly the block's own pixels (``map_overlap`` is called with ``trim=False``).
+    exactly the block's own pixels (the blocks are not trimmed afterwards).
     Sides at the true image edge carry no halo (``boundary="none"``) unless the
     axis is periodic.
     """
