@@ -160,9 +160,8 @@ def test_each_chunk_read_once_per_pass(kind):
     assert again.chunks == image.chunks
     assert again.dtype == image.dtype
     got_again, got_total = dask.compute(again, total, scheduler="sync")
-    # two passes: the sum, then the copy; never one read shared by both (a filter's
-    # halo exchange reads each chunk twice per pass: for its neighbours, for itself)
-    assert counter.counts() == ({4} if kind == "map_overlap" else {2})
+    # two passes: the sum, then the copy; never one read shared by both
+    assert counter.counts() == {2}
     np.testing.assert_array_equal(got_again, expected_input.compute())
     assert got_total == expected_input.sum().compute()
 
@@ -538,7 +537,8 @@ def test_sweep_keeps_waiting_pieces_within_three_slabs():
     assert got == ref.sum().compute()
 
 
-def test_filters_hold_few_chunks():
+def test_filters_hold_few_chunks(monkeypatch):
+    monkeypatch.setenv("TILEVISION_BOUNDED_EXCHANGE_BYTES", "0")  # as for a large image
     counter = LiveChunks((64, 96, 96), 16)  # 144 chunks
     peak = _live_peak(lambda x: gaussian(x, 1.0).max(), counter)
     assert peak <= 6
@@ -571,3 +571,16 @@ def test_map_overlap_read_bad_input(kwargs, match):
             _whole_block, arrays, depth, dtype=float, meta=np.empty((0, 0)), name="bad",
             **options,
         )  # fmt: skip
+
+
+def test_large_filter_inputs_use_the_bounded_exchange(monkeypatch):
+    """Past the size limit a filter reads each chunk twice per pass (for its neighbours'
+    halos, then for itself) instead of holding it for them."""
+    monkeypatch.setenv("TILEVISION_BOUNDED_EXCHANGE_BYTES", "0")
+    counter = ReadCounter()
+    image = gaussian(counter.array, 1.5)
+    expected = gaussian(da.from_array(counter.whole(), chunks=16), 1.5)
+    total = image.sum()
+    got_again, _ = dask.compute(reread_after(image, total), total, scheduler="sync")
+    assert counter.counts() == {4}
+    np.testing.assert_array_equal(got_again, expected.compute())

@@ -270,6 +270,8 @@ def test_results_equal_dasks_exchange(shape, chunks, tile, mask, families, monke
 
 def test_tile_pass_holds_few_chunks(monkeypatch) -> None:
     """Computing tiles holds a few source chunks at a time, not a share of the image."""
+    # the gradient's global pass is a filter chain: bounded as for a large image
+    monkeypatch.setenv("TILEVISION_BOUNDED_EXCHANGE_BYTES", "0")
     counter = LiveChunks((32, 64, 64), 16)  # 32 chunks
     recipe = Recipe({"gradient": {"canny": False}, "intensity": {}}, tile=16, mask="> 40")
     got = describe(tile_features(counter.array, recipe)).compute(

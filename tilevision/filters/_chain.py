@@ -1,9 +1,10 @@
 """Run local steps as ONE ``map_overlap``: the engine under every tiled filter.
 
-The halo is exchanged by :func:`tilevision._halo_read.map_overlap_read` (each block
-reads its own chunk; no chunk is held for its neighbours, so memory does not grow
-with the image), or by Dask's ``map_overlap`` where a step wraps around
-(``mode="wrap"``).
+The halo is exchanged by Dask's ``map_overlap`` or, for inputs larger than
+:data:`tilevision._halo_read.BOUNDED_EXCHANGE_BYTES` (1 GiB), by
+:func:`tilevision._halo_read.map_overlap_read` (each block reads its own chunk; no
+chunk is held for its neighbours, so memory does not grow with the image) — unless a
+step wraps around (``mode="wrap"``).
 
 Input may be a tilevision image (DataArray), a Dask array or a NumPy array; the
 result has the same kind. DataArrays keep their coords and attrs; their ``c`` dim
@@ -24,7 +25,7 @@ from dask.base import tokenize
 
 from .._dtype import check_numeric
 from .._halo import plan_depth, prepare_chunks
-from .._halo_read import map_overlap_read
+from .._halo_read import bounded_exchange_pays, map_overlap_read
 from .._image import SPATIAL_DIMS, image_geometry
 from ._steps import BoundStep, Step, StepContext, as_step
 
@@ -191,7 +192,7 @@ def apply_blockwise(
         "periodic": tuple(b == "periodic" for b in boundary_list),
         "remaining": tuple(remaining),
     }
-    if "periodic" not in boundary_list:
+    if "periodic" not in boundary_list and bounded_exchange_pays(array):
         # each block reads its own halo: memory does not grow with the image
         return map_overlap_read(_run_steps_cropping, [array], depth, kwargs=kwargs, **out)
     return da.map_overlap(
