@@ -94,6 +94,9 @@ def test_tile_level_with_label_images_and_predict_tiles():
     assert masks[0][hot[0] * 8, hot[1] * 8] == 1
     # the same from precomputed tile features
     np.testing.assert_allclose(model.predict_tiles(tiles).values, expected, rtol=1e-12)
+    other = tile_features(images[0], Recipe(["intensity"], tile=4))
+    with pytest.raises(ValueError, match=r"computed with recipe .* model\.recipe_"):
+        model.predict_tiles(other)
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "topk", "max"])
