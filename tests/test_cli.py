@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import tilevision as tv
 from tilevision.cli import build_parser, main
@@ -92,11 +94,30 @@ def test_demo_quick(tmp_path, capsys, monkeypatch, cluster):
     ct = tv.open(tmp_path / "demo" / "ct.zarr")
     assert ct.attrs["spacing"] == {"z": 3.0, "y": 3.0, "x": 3.0}
     assert ct.shape == (112, 101, 122)
+    # the ingested slide is analysed by a tile model trained on another slide
+    _check_demo_slide_analysis(tmp_path / "demo", out)
     # ... and it ends with a trained model and its validation report
     _check_demo_model(tmp_path / "demo", out, n_train=24, n_val=16, recompute=not cluster)
     assert "Done in" in out
     if cluster:  # a second run replaces its own outputs
         assert main(args) == 0
+
+
+def _check_demo_slide_analysis(folder, out):
+    analysis = folder / "slide-analysis"
+    assert (analysis / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (analysis / "report.html").exists()
+    assert f"The slide's heatmap: {analysis / 'heatmap.png'}" in out
+    result = xr.open_zarr(analysis / "result.zarr", consolidated=True)
+    assert result.attrs["image_shape"] == list(tv.open(folder / "slide.zarr").shape)
+    # the printed tile accuracy, recomputed from the stored result and the true regions
+    printed = float(re.search(r"tile accuracy ([0-9.]+)", out).group(1))
+    _, truth = tv.datasets.texture_slide((1024, 1024), seed=0, region_size=256, labels=True)
+    blocks = truth.values.reshape(8, 128, 8, 128).transpose(0, 2, 1, 3).reshape(8, 8, -1)
+    majority = np.array([[np.bincount(b).argmax() for b in row] for row in blocks])
+    predicted = result["tile_probability"].argmax("class").values
+    assert printed == pytest.approx(np.mean(predicted == majority), abs=1e-3)
+    assert printed > 0.85
 
 
 def _check_demo_model(folder, out, *, n_train, n_val, recompute=False):
@@ -504,3 +525,14 @@ def test_analyze_bad_source(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("tilevision analyze: error:")
     assert "\n" not in err
+
+
+def test_unknown_cluster_profile_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TILEVISION_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "img.npy"
+    np.save(source, np.zeros((16, 16), dtype=np.uint8))
+    assert main(["analyze", str(source), "--scheduler", "no-such-profile", "--jobs", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "'no-such-profile' is neither a scheduler address" in err
+    assert "jobqueue.yaml" in err

@@ -204,6 +204,7 @@ def analyze(
     level: int = 0,
     overwrite: bool = False,
     verbose: bool = True,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Analyse one image end to end: tile features, descriptor and (with a model) its class.
 
@@ -236,6 +237,9 @@ def analyze(
         Replace an ``output`` folder that holds other results.
     verbose : bool, optional
         Print what happens (ingest, dashboard link, timings).
+    progress : bool, optional
+        Show a progress bar (a widget in Jupyter, a text bar in a terminal); default:
+        as ``verbose``.
 
     Returns
     -------
@@ -268,7 +272,7 @@ def analyze(
             return reused
     cluster, link = _cluster(client, verbose)
     opened = time.perf_counter()
-    result = job.lazy.compute() if cluster is None else cluster.compute(job.lazy).result()
+    result = _compute(job.lazy, cluster, verbose if progress is None else progress)
     computed = time.perf_counter()
     result = _finish(
         job, result, link or _cluster_name(cluster), opened - start, computed - opened
@@ -313,6 +317,18 @@ def _cluster(client: Any, verbose: bool) -> tuple[Any, str | None]:
     return cluster, link
 
 
+def _compute(lazy: xr.Dataset, cluster: Any, progress: bool) -> xr.Dataset:
+    from ._progress import local_progress, show_progress
+
+    if cluster is None:
+        with local_progress(progress):
+            return lazy.compute()
+    future = cluster.compute(lazy)
+    if progress:
+        show_progress(future)
+    return future.result()
+
+
 def _cluster_name(cluster: Any) -> str:
     return "current scheduler" if cluster is None else str(cluster)
 
@@ -347,6 +363,7 @@ def analyze_many(
     level: int = 0,
     overwrite: bool = False,
     verbose: bool = True,
+    progress: bool | None = None,
 ) -> Any:
     """Analyse many images together on the cluster; one row per image in a DataFrame.
 
@@ -360,6 +377,9 @@ def analyze_many(
         The images (see :func:`analyze`).
     model, recipe, client, level, overwrite, verbose
         As for :func:`analyze`.
+    progress : bool, optional
+        Show progress (default: as ``verbose``): a line per finished image in a
+        terminal, Dask's progress widget in Jupyter.
     output : path, optional
         Folder holding one :func:`analyze` output folder per image
         (``<position>-<name>``) and ``results.csv``.
@@ -396,23 +416,38 @@ def analyze_many(
     todo = [i for i, r in enumerate(results) if r is None]
     _say(verbose, f"{len(jobs) - len(todo)} of {len(jobs)} images already analysed")
     cluster, link = _cluster(client, verbose)
+    progress = verbose if progress is None else progress
     start = time.perf_counter()
+    finished = 0
 
     def done(i: int, result: xr.Dataset) -> None:
+        nonlocal finished
         elapsed = time.perf_counter() - start
         results[i] = _finish(jobs[i], result, link or _cluster_name(cluster), 0.0, elapsed)
         if folders[i] is not None:
             _write(results[i], folders[i], jobs[i])
+        finished += 1
+        label = f" {results[i]['label'].item()}" if "label" in results[i] else ""
+        name = _name(jobs[i].source)
+        _say(progress, f"  [{finished}/{len(todo)}] {name}{label} ({elapsed:.1f} s)")
 
     if cluster is None:
         import dask
 
-        for i, result in zip(todo, dask.compute(*[jobs[i].lazy for i in todo])):
+        from ._progress import local_progress
+
+        with local_progress(progress):
+            computed = dask.compute(*[jobs[i].lazy for i in todo])
+        for i, result in zip(todo, computed):
             done(i, result)
     else:
         from distributed import as_completed
 
+        from ._progress import in_notebook, show_progress
+
         futures = {cluster.compute(jobs[i].lazy): i for i in todo}
+        if progress and in_notebook():
+            show_progress(list(futures))
         for future in as_completed(futures):
             done(futures[future], future.result())
     rows = [_row(r) for r in results if r is not None]

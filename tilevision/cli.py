@@ -38,17 +38,11 @@ def _parse_floats(text: str) -> Any:
 
 def _progress(enabled: bool) -> Any:
     """A progress bar for local-scheduler computations (a no-op context otherwise)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    try:
-        from distributed import get_client
+    from ._progress import local_progress
+    from .cluster import current_client
 
-        get_client()
-        return contextlib.nullcontext()  # the dashboard shows progress on a cluster
-    except ValueError:
-        from dask.diagnostics import ProgressBar
-
-        return ProgressBar(minimum=1.0, dt=0.5)
+    # on a cluster the dashboard shows progress
+    return local_progress(enabled and current_client() is None)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -114,13 +108,14 @@ def _estimator_name(text: str) -> str:
     return text
 
 
-def _scheduler(address: str | None) -> Any:
-    """A client for ``--scheduler`` (closed by the caller), or None: Dask's threads."""
+def _scheduler(address: str | None, jobs: int | None = None) -> Any:
+    """A context giving the client of ``--scheduler`` (an address or a jobqueue profile,
+    closed on exit with any cluster it started), or None: Dask's threads."""
     if address is None:
         return contextlib.nullcontext()
-    from .cluster import client
+    from .cluster import session
 
-    return client(address)
+    return session(address, jobs=jobs)
 
 
 def _fmt(value: Any) -> str:
@@ -141,7 +136,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     table = read_image_table(args.table, level=args.level)
     estimator = estimator_from_name(args.estimator, args.seed)
     start = time.perf_counter()
-    with _scheduler(args.scheduler) as client:
+    with _scheduler(args.scheduler, args.jobs) as client:
         model = fit(
             table.paths,
             table.targets,
@@ -199,7 +194,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             "train one with `tilevision fit --level tile`."
         )
     names, paths = image_list(args.images)
-    with _scheduler(args.scheduler) as client:
+    with _scheduler(args.scheduler, args.jobs) as client:
         proba = model.predict_proba(paths, client=client)
     classes = model.classes_.tolist()
     labels = [classes[i] for i in proba.argmax(axis=1)]
@@ -250,14 +245,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         model = load_model(args.model)
         table = read_image_table(args.table, level=model.level)
-        with _scheduler(args.scheduler) as client:
+        with _scheduler(args.scheduler, args.jobs) as client:
             report = evaluate(model, table.paths, table.targets, client=client)
     else:
         level = args.level or "image"
         recipe = read_recipe(args.recipe)
         table = read_image_table(args.table, level=level)
         estimator = estimator_from_name(args.estimator or "rf", args.seed)
-        with _scheduler(args.scheduler) as client:
+        with _scheduler(args.scheduler, args.jobs) as client:
             report = evaluate(
                 table.paths,
                 table.targets,
@@ -287,17 +282,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .learn._table_io import read_recipe
 
     recipe = read_recipe(args.recipe) if args.recipe else None
-    client = False if args.no_cluster else args.scheduler
-    result = analyze(
-        args.source,
-        model=args.model,
-        recipe=recipe,
-        client=client,
-        output=Path(args.output).expanduser() if args.output else None,
-        level=args.level,
-        overwrite=args.overwrite,
-        verbose=not args.json,
-    )
+    with _scheduler(args.scheduler, args.jobs) as client:
+        result = analyze(
+            args.source,
+            model=args.model,
+            recipe=recipe,
+            client=False if args.no_cluster else client,
+            output=Path(args.output).expanduser() if args.output else None,
+            level=args.level,
+            overwrite=args.overwrite,
+            verbose=not args.json,
+        )
     summary: dict[str, Any] = {
         "source": result.attrs["source"],
         "recipe_hash": result.attrs["recipe_hash"],
@@ -429,8 +424,13 @@ def _add_training_options(parser: argparse.ArgumentParser, *, defaults: bool) ->
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--scheduler", default=None, metavar="ADDRESS",
-        help="address of a running Dask scheduler (default: Dask's threads on this machine)",
+        "--scheduler", default=None, metavar="ADDRESS|PROFILE",
+        help="address of a running Dask scheduler (tcp://host:8786), or a dask-jobqueue "
+        "profile: slurm, pbs or a section of Dask's jobqueue config (default: this machine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jobs", type=int, default=None, metavar="N",
+        help="with a jobqueue profile: how many batch jobs to submit (default 1)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON")
 
