@@ -15,6 +15,7 @@ Run::
 
     python benchmarks/bench_features.py
     python benchmarks/bench_features.py --shape 256 256 512 --recipe default
+    python benchmarks/bench_features.py --quick    # 128×128×256: seconds
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+if (Path(__file__).resolve().parents[1] / "tilevision").is_dir():  # a source checkout
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import _measure
 
@@ -80,15 +82,20 @@ def run(path: str, recipe_name: str, tile: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=3, default=(1024, 1024, 2048))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=None, help="z y x (default 1024 1024 2048)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a 128×128×256 volume unless --shape: seconds"
+    )
     parser.add_argument("--recipe", choices=["light", "default"], default="light")
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--chunks", type=int, default=128)
     parser.add_argument("--workdir", default=None, help="keep the input here")
     args = parser.parse_args()
-    shape = tuple(args.shape)
+    shape = tuple(args.shape or ((128, 128, 256) if args.quick else (1024, 1024, 2048)))
     nbytes = 2 * shape[0] * shape[1] * shape[2]
     print(f"ct_phantom {shape} int16 ({nbytes / GIB:.2f} GiB), recipe {args.recipe!r}, "
           f"tiles {args.tile}³ …", flush=True)  # fmt: skip
@@ -115,7 +122,8 @@ def main() -> None:
     verdict = "PASS" if m.peak_rss < 2 * GIB else "FAIL"
     print(f"{verdict}: peak RSS {m.peak_rss_mib:.0f} MiB (limit 2048 MiB); "
           f"mean foreground HU {r['mean_hu']:.1f}")  # fmt: skip
+    return 0 if verdict == "PASS" else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

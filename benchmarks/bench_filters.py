@@ -51,7 +51,8 @@ IMPLEMENTATIONS = {
 }
 
 
-def run(kind: str, size: int, tile: int, workdir: Path, repeat: int, only: list[str]) -> None:
+def run(kind: str, size: int, tile: int, workdir: Path, repeat: int, only: list[str]) -> bool:
+    """Run and print one table; False when an implementation computed other features."""
     path = workdir / f"w-{kind}-{size}.zarr"
     if not path.exists():
         print(f"writing the {kind} input ({size} per side, tiles {tile}) …", flush=True)
@@ -81,6 +82,7 @@ def run(kind: str, size: int, tile: int, workdir: Path, repeat: int, only: list[
     )
     print(header)
     print("|" + "---|" * 8)
+    all_same = True
     for name, m in rows:
         speed = npix / m.wall_s / 1e6
         vs_di = f"{dask_image.wall_s / m.wall_s:.2f}×" if dask_image else "–"
@@ -88,6 +90,7 @@ def run(kind: str, size: int, tile: int, workdir: Path, repeat: int, only: list[
         same = "–"
         if reference is not None:
             same = "yes" if np.allclose(tables[name], reference, rtol=1e-4, atol=1e-3) else "NO"
+            all_same &= same == "yes"
         print(
             f"| {name} | {m.wall_s:.2f} | {m.cpu_s:.2f} | {m.peak_rss / 2**20:.0f} | "
             f"{speed:.1f} | {vs_di} | {vs_sp} | {same} |"
@@ -98,9 +101,10 @@ def run(kind: str, size: int, tile: int, workdir: Path, repeat: int, only: list[
         print(f"parallel efficiency of tilevision vs single-thread SciPy (2 cores): "
               f"{efficiency:.0%}")  # fmt: skip
     print()
+    return all_same
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4096² and 256³ instead")
     parser.add_argument("--kind", choices=["2d", "3d", "both"], default="both")
@@ -111,15 +115,17 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tv-bench-w-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    ok = True
     try:
         if args.kind in ("2d", "both"):
-            run("2d", 4096 if args.quick else 16384, 1024, workdir, args.repeat, args.only)
+            ok &= run("2d", 4096 if args.quick else 16384, 1024, workdir, args.repeat, args.only)
         if args.kind in ("3d", "both"):
-            run("3d", 256 if args.quick else 512, 128, workdir, args.repeat, args.only)
+            ok &= run("3d", 256 if args.quick else 512, 128, workdir, args.repeat, args.only)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

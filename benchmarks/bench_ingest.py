@@ -20,6 +20,7 @@ does not grow::
     python benchmarks/bench_ingest.py --size-gib 0.5 4
     python benchmarks/bench_ingest.py --format npy --size-gib 1 --chunks 256 --keep
     python benchmarks/bench_ingest.py --format tiff --tiff-layout contiguous
+    python benchmarks/bench_ingest.py --quick    # 1/16 GiB each: seconds
 
 Generated files are deleted at the end unless ``--keep``.
 """
@@ -42,7 +43,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+if (Path(__file__).resolve().parents[1] / "tilevision").is_dir():  # a source checkout
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import _measure
 
@@ -328,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         "--size-gib",
         type=float,
         nargs="+",
-        default=[4.0],
+        default=None,
         help="input size(s) in GiB (default 4); e.g. --size-gib 0.5 4",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="inputs of 1/16 GiB unless --size-gib: seconds"
     )
     parser.add_argument(
         "--format",
@@ -358,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args(argv)
+    sizes = args.size_gib or ([1 / 16] if args.quick else [4.0])
 
     have_tiff = tiff_available()
     fmt = args.format or ("both" if have_tiff else "npy")
@@ -373,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     try:
-        for size in args.size_gib:
+        for size in sizes:
             for f in formats:
                 rows.append(
                     run_one(f, size, workdir, args.chunks, args.keep, tiff_layout=args.tiff_layout)

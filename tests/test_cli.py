@@ -536,3 +536,14 @@ def test_unknown_cluster_profile_is_a_one_line_error(tmp_path, capsys, monkeypat
     assert err.count("\n") == 0
     assert "'no-such-profile' is neither a scheduler address" in err
     assert "jobqueue.yaml" in err
+
+
+def test_bench_is_a_cli_command(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("features", "filters", "global_stats", "ingest", "label"):
+        assert f"  {name} " in out
+    with pytest.raises(SystemExit) as excinfo:
+        main(["bench", "--help"])
+    assert excinfo.value.code == 0
+    assert "--quick" in capsys.readouterr().out
