@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import _bench
 from ._version import __version__
 
 __all__ = ["main"]
@@ -108,14 +110,26 @@ def _estimator_name(text: str) -> str:
     return text
 
 
-def _scheduler(address: str | None, jobs: int | None = None) -> Any:
-    """A context giving the client of ``--scheduler`` (an address or a jobqueue profile,
-    closed on exit with any cluster it started), or None: Dask's threads."""
-    if address is None:
+def _scheduler(args: argparse.Namespace) -> Any:
+    """A context giving the client of ``--scheduler`` (an address or a jobqueue profile)
+    and ``--tls``, closed on exit with any cluster it started; or None: the default."""
+    if args.scheduler is None and args.tls is None:
         return contextlib.nullcontext()
     from .cluster import session
 
-    return session(address, jobs=jobs)
+    return session(args.scheduler, jobs=args.jobs, security=args.tls)
+
+
+def _cmd_cluster_certs(args: argparse.Namespace) -> int:
+    from .cluster import make_certificates
+
+    hosts = args.host or ("localhost", "127.0.0.1")
+    folder = make_certificates(
+        Path(args.folder).expanduser(), hosts=hosts, days=args.days, overwrite=args.overwrite
+    )
+    print(f"certificates for a TLS cluster written to {folder.resolve()}")
+    print(f"  use them with: --tls {folder}  or  tv.cluster.client(..., security={str(folder)!r})")
+    return 0
 
 
 def _fmt(value: Any) -> str:
@@ -136,7 +150,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     table = read_image_table(args.table, level=args.level)
     estimator = estimator_from_name(args.estimator, args.seed)
     start = time.perf_counter()
-    with _scheduler(args.scheduler, args.jobs) as client:
+    with _scheduler(args) as client:
         model = fit(
             table.paths,
             table.targets,
@@ -194,7 +208,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             "train one with `tilevision fit --level tile`."
         )
     names, paths = image_list(args.images)
-    with _scheduler(args.scheduler, args.jobs) as client:
+    with _scheduler(args) as client:
         proba = model.predict_proba(paths, client=client)
     classes = model.classes_.tolist()
     labels = [classes[i] for i in proba.argmax(axis=1)]
@@ -245,14 +259,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         model = load_model(args.model)
         table = read_image_table(args.table, level=model.level)
-        with _scheduler(args.scheduler, args.jobs) as client:
+        with _scheduler(args) as client:
             report = evaluate(model, table.paths, table.targets, client=client)
     else:
         level = args.level or "image"
         recipe = read_recipe(args.recipe)
         table = read_image_table(args.table, level=level)
         estimator = estimator_from_name(args.estimator or "rf", args.seed)
-        with _scheduler(args.scheduler, args.jobs) as client:
+        with _scheduler(args) as client:
             report = evaluate(
                 table.paths,
                 table.targets,
@@ -282,7 +296,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .learn._table_io import read_recipe
 
     recipe = read_recipe(args.recipe) if args.recipe else None
-    with _scheduler(args.scheduler, args.jobs) as client:
+    with _scheduler(args) as client:
         result = analyze(
             args.source,
             model=args.model,
@@ -384,7 +398,34 @@ def build_parser() -> argparse.ArgumentParser:
     inf.set_defaults(func=_cmd_info)
     _add_learn_parsers(sub)
     _add_analyze_parser(sub)
+    _add_cluster_parser(sub)
+    _bench.add_parser(sub)
     return parser
+
+
+def _add_cluster_parser(sub: Any) -> None:
+    cl = sub.add_parser(
+        "cluster",
+        help="cluster helpers: make TLS certificates",
+        description="Helpers for running tilevision on a Dask cluster.",
+    )
+    actions = cl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    certs = actions.add_parser(
+        "certs",
+        help="write a private certificate authority and a node certificate for TLS",
+        description="Write ca.pem, ca-key.pem, node.pem and node-key.pem into FOLDER (mode "
+        "0700). Scheduler, workers and clients started with --tls FOLDER (or "
+        "security=FOLDER) then only talk encrypted, to peers holding these certificates. "
+        "On a batch system, put FOLDER on the filesystem the jobs share.",
+    )
+    certs.add_argument("folder", metavar="FOLDER", help="where to write the certificates")
+    certs.add_argument(
+        "--host", action="append", default=None, metavar="NAME",
+        help="host name or IP for the node certificate (repeat; default localhost, 127.0.0.1)",
+    )  # fmt: skip
+    certs.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    certs.add_argument("--overwrite", action="store_true", help="replace existing certificates")
+    certs.set_defaults(func=_cmd_cluster_certs)
 
 
 _TABLE_HELP = (
@@ -431,6 +472,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, metavar="N",
         help="with a jobqueue profile: how many batch jobs to submit (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tls", default=None, metavar="CERTS",
+        help="require TLS with the certificates in this folder (`tilevision cluster certs`)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -518,6 +563,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
+        # a local cluster shuts down after this: its cancelled tasks and progress feed
+        # would each log a warning or a traceback that tells the user nothing
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:

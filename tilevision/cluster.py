@@ -14,12 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._tls import make_certificates, security
+
 __all__ = [
     "JOBQUEUE_CLASSES",
     "client",
     "current_client",
     "dashboard_link",
     "jobqueue_cluster",
+    "make_certificates",
+    "security",
     "session",
 ]
 
@@ -66,6 +70,7 @@ def client(
     timeout: float = CONNECT_TIMEOUT,
     jobs: int | None = None,
     adapt: tuple[int, int] | None = None,
+    security: Any = None,
     **cluster_kwargs: Any,
 ) -> Any:
     """Return a ``distributed.Client``: re-used, connected, local, or on a batch system.
@@ -89,6 +94,12 @@ def client(
     adapt : (int, int), optional
         For a profile: scale adaptively between ``adapt[0]`` and ``adapt[1]`` jobs
         with the load, instead of a fixed ``jobs``.
+    security : path, distributed.Security or True, optional
+        Require TLS: a certificate folder made by :func:`make_certificates` (or
+        ``tilevision cluster certs``), a ``Security``, or ``True`` for throw-away
+        certificates (a local cluster only: other processes cannot join it). The
+        scheduler, workers and this client then only talk encrypted, to peers holding
+        a certificate of the same authority.
     **cluster_kwargs
         Passed to ``LocalCluster``, or to the dask-jobqueue class of a profile
         (``cores``, ``memory``, ``queue``, ``walltime``, ``interface``, ...).
@@ -109,6 +120,7 @@ def client(
 
     if isinstance(spec, Client):
         return spec
+    security = _security(security)
     if spec is None:
         existing = current_client()
         if existing is not None:
@@ -121,6 +133,8 @@ def client(
             n_workers = n_workers or 1
             threads_per_worker = threads_per_worker or cores
         cluster_kwargs.setdefault("dashboard_address", _dashboard_address())
+        if security is not None:
+            cluster_kwargs.update(security=security, protocol="tls://")
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
@@ -131,9 +145,11 @@ def client(
         return Client(cluster)
     if isinstance(spec, str):
         if "://" not in spec and ":" not in spec:
+            if security is not None:
+                cluster_kwargs["security"] = security
             return _jobqueue_client(spec, jobs, adapt, cluster_kwargs)
         try:
-            return Client(spec, timeout=timeout)
+            return Client(spec, timeout=timeout, security=security)
         except (OSError, TimeoutError) as exc:
             raise TimeoutError(
                 f"no Dask scheduler answered at {spec} within {timeout:g} s ({exc}). Check the "
@@ -143,6 +159,26 @@ def client(
     raise TypeError(
         f"client must be None, a scheduler address, a jobqueue profile name or a "
         f"distributed.Client, not {type(spec).__name__}."
+    )
+
+
+def _security(spec: Any) -> Any:
+    """A ``distributed.Security`` requiring TLS, from what ``client(security=...)`` got."""
+    from distributed import Security
+
+    from ._tls import security
+
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return Security.temporary()
+    if isinstance(spec, Security):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        return security(spec)
+    raise TypeError(
+        f"security must be a certificate folder, a distributed.Security or True, not "
+        f"{type(spec).__name__}."
     )
 
 
@@ -179,7 +215,8 @@ def _profile_kind(profile: str) -> str:
         )
     # a custom section only sets what differs: the batch system's defaults fill in the
     # rest (as defaults, so the user's own values always win)
-    dask.config.update_defaults({"jobqueue": {profile: dask.config.get(f"jobqueue.{kind}")}})
+    base = dask.config.get(f"jobqueue.{kind}", default={})
+    dask.config.update_defaults({"jobqueue": {profile: base}})
     return kind
 
 
@@ -221,7 +258,7 @@ def jobqueue_cluster(profile: str, **kwargs: Any) -> Any:
 
     if profile not in JOBQUEUE_CLASSES:
         kwargs.setdefault("config_name", profile)
-    section = dask.config.get(f"jobqueue.{profile}")
+    section = dask.config.get(f"jobqueue.{profile}", default={})
     missing = [k for k in ("cores", "memory") if kwargs.get(k) is None and section.get(k) is None]
     if missing:
         # checked here: dask-jobqueue would fail half-way through building the cluster
