@@ -172,7 +172,10 @@ def _assemble(image: xr.DataArray, model: Any, recipe: Any) -> xr.Dataset:
     )
     if model is not None:
         result = result.assign(_predictions(model, tiles, descriptor))
-    return result
+    # the per-tile partial statistics (histograms, co-occurrence counts) only serve the
+    # descriptor: not computed into the result (they can be hundreds of MB for a CT)
+    partial = [name for name in result.data_vars if str(name).startswith("_stat.")]
+    return result.drop_vars(partial)
 
 
 def _key(source_key: str, recipe_hash: str, model_id: str | None, level: int) -> str:

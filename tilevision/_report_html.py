@@ -46,24 +46,28 @@ def heatmap_values(result: xr.Dataset) -> xr.DataArray:
 
 def write_heatmap(result: xr.Dataset, image: xr.DataArray, path: Path) -> Path:
     """Save the tile heatmap over the image's thumbnail as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # a Figure without pyplot: the backend is never switched, so a notebook that runs
+    # analyze(output=...) keeps showing its own figures inline
+    from matplotlib.figure import Figure
 
     from .plot import heatmap
 
-    fig, ax = plt.subplots(figsize=(7, 6))
-    try:
-        values = heatmap_values(result)
-        spatial = [d for d in image.dims if d != "c"]
-        image = image.isel(c=0) if "c" in image.dims else image
-        heatmap(values, image, ax=ax, label=str(values.name))
-        ax.set_title(f"{Path(str(result.attrs.get('source', ''))).name}: {values.name}"
-                     + (" (middle slab)" if len(spatial) == 3 else ""))  # fmt: skip
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(7, 6))
+    ax = fig.add_subplot()
+    values = heatmap_values(result)
+    spatial = [d for d in image.dims if d != "c"]
+    image = image.isel(c=0) if "c" in image.dims else image
+    level = None
+    if image.attrs.get("path"):
+        level = "auto"  # a coarse pyramid level of the store: a few reads
+    else:  # every few pixels of an in-memory or generated image, not all of it
+        step = max(1, max(image.sizes[d] for d in spatial[-2:]) // 1024)
+        image = image.isel({d: slice(None, None, step) for d in spatial[-2:]})
+    heatmap(values, image, ax=ax, label=str(values.name), level=level)
+    source = result.attrs.get("source", "")
+    name = Path(str(source)).name if source != "DataArray" else str(image.name or "image")
+    ax.set_title(f"{name}: {values.name}" + (" (middle slab)" if len(spatial) == 3 else ""))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
 
@@ -86,9 +90,10 @@ def write_report(result: xr.Dataset, path: Path, heatmap_png: Path | None) -> Pa
         ("cluster", attrs.get("cluster", "")),
     ]
     if "label" in result:
-        summary.insert(0, ("label", result["label"].item()))
-        for c, p in zip(result["class"].values.tolist(), result["probability"].values):
-            summary.insert(1, (f"probability of {c}", f"{float(p):.3f}"))
+        summary[0:0] = [("label", result["label"].item())] + [
+            (f"probability of {c}", f"{float(p):.3f}")
+            for c, p in zip(result["class"].values.tolist(), result["probability"].values)
+        ]
     descriptor = [
         (str(f), f"{v:.6g}")
         for f, v in zip(result["feature"].values, np.asarray(result["descriptor"].values))

@@ -488,7 +488,8 @@ def _tile_probabilities(tiles: xr.Dataset, model: Model) -> xr.DataArray:
     tdims = tuple(d for d in TILE_DIMS if d in tiles.dims)
     table, valid = tile_table(tiles, model.feature_names_)
     table, valid = da.asarray(table), da.asarray(valid)
-    table = table.rechunk({1: -1})
+    # few large blocks: each one calls the estimator (a forest's predict has a fixed cost)
+    table = table.rechunk({0: 65536, 1: -1})
     valid = valid.rechunk((table.chunks[0],))
     n_classes = len(model.classes_)
     proba = da.map_blocks(
