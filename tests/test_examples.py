@@ -1,4 +1,4 @@
-"""The gallery examples and the notebooks run top to bottom."""
+"""The gallery examples run top to bottom (the notebooks: tests/test_notebooks.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 #: examples with a --quick mode, run by their own tests below (their full runs take minutes)
 QUICK = {"classify_adrenalmnist3d.py", "ct_organ_tiles.py", "mr_lesion_tiles.py"}
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name not in QUICK)
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
@@ -33,23 +30,6 @@ def test_example_runs(script, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(tmp_path.glob("*.png")), "the example should save a figure"
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(notebook, tmp_path):
-    nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    errors = [
-        output
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    assert not errors
 
 
 # ---------------------------------------------------------------- real-data tile classifiers
