@@ -18,8 +18,13 @@ REPORT_FILE = "report.html"
 
 
 def heatmap_values(result: xr.Dataset) -> xr.DataArray:
-    """What the heatmap shows: a tile probability (of the positive class for two classes,
-    else of the image's label), or without a tile model the first ``*.mean`` feature.
+    """What the heatmap shows: a tile probability, or without a tile model the first
+    ``*.mean`` feature.
+
+    For two classes the probability of the second (positive) class. For more, of the class
+    that stands out: the one, other than the image's label, with the highest mean tile
+    probability — the image's label is usually the background that most tiles show
+    (for an organ model, "body"), whose map says least.
 
     Examples
     --------
@@ -35,13 +40,25 @@ def heatmap_values(result: xr.Dataset) -> xr.DataArray:
     """
     if "tile_probability" in result:
         classes = result["class"].values.tolist()
-        label = classes[1] if len(classes) == 2 else result["label"].item()
-        values = result["tile_probability"].sel({"class": label}, drop=True)
-        return values.rename(f"probability of {label}")
+        shown = classes[1] if len(classes) == 2 else _salient_class(result)
+        values = result["tile_probability"].sel({"class": shown}, drop=True)
+        return values.rename(f"probability of {shown}")
     names = [n for n in result.data_vars if "." in str(n) and not str(n).startswith("_stat.")]
     mean = [n for n in names if str(n).endswith(".mean")]
     values = result[(mean or names)[0]]
     return values.where(result["valid"])
+
+
+def _salient_class(result: xr.Dataset) -> Any:
+    proba = (
+        result["tile_probability"]
+        .where(result["valid"])
+        .mean([d for d in result["tile_probability"].dims if d != "class"])
+    )
+    others = proba.drop_sel({"class": result["label"].item()})
+    if others.sizes["class"] == 0 or bool(others.isnull().all()):
+        return result["label"].item()
+    return others["class"].values[int(others.fillna(-1).argmax("class"))].item()
 
 
 def write_heatmap(result: xr.Dataset, image: xr.DataArray, path: Path) -> Path:
