@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ import xarray as xr
 
 from ._version import __version__
 
-__all__ = ["RESULT_STORE", "SUMMARY_FILE", "analyze", "analyze_many", "cache_dir"]
+__all__ = ["RESULT_STORE", "SUMMARY_FILE", "TABLE_FILE", "analyze", "analyze_many", "cache_dir"]
 
 #: inside an ``output=`` folder: the result Dataset (Zarr) and the run's summary
 RESULT_STORE = "result.zarr"
 SUMMARY_FILE = "analysis.json"
+#: inside an ``analyze_many`` output folder: the table, one row per source
+TABLE_FILE = "results.csv"
 #: environment variable naming the folder where non-Zarr sources are ingested
 CACHE_ENV = "TILEVISION_CACHE"
 
@@ -232,8 +235,9 @@ def analyze(
     output : path, optional
         Folder to write: ``result.zarr`` (the Dataset), ``heatmap.png`` (tile heatmap
         over the image), ``report.html`` and ``analysis.json`` (summary), written
-        atomically. Re-running with the same source, recipe and model re-uses
-        it and computes nothing.
+        atomically: under a temporary name, renamed when complete (a killed run's
+        temporary is never read, and the next run removes it). Re-running with the
+        same source, recipe and model re-uses it and computes nothing.
     level : int, optional
         Pyramid level of an OME-Zarr source.
     overwrite : bool, optional
@@ -269,6 +273,9 @@ def analyze(
     job = _prepare(source, model, recipe, level, verbose)
     out = None if output is None else Path(output)
     if out is not None:
+        from .io._atomic import remove_stale
+
+        remove_stale(out.parent, out.name)
         reused = _reuse(out, job.key, overwrite)
         if reused is not None:
             _say(verbose, f"re-using the finished results in {out}")
@@ -297,6 +304,7 @@ class _Job:
     lazy: xr.Dataset
     key: str
     model_id: str | None
+    folder: str  # its output folder's name in analyze_many
 
 
 def _prepare(source: Any, model: Any, recipe: Any, level: int, verbose: bool) -> _Job:
@@ -306,7 +314,7 @@ def _prepare(source: Any, model: Any, recipe: Any, level: int, verbose: bool) ->
     lazy = _assemble(image, model, recipe)
     model_id = None if model is None else _model_id(model)
     key = _key(source_key, lazy.attrs["recipe_hash"], model_id, level)
-    return _Job(source, model, image, lazy, key, model_id)
+    return _Job(source, model, image, lazy, key, model_id, _folder_name(source, source_key))
 
 
 def _cluster(client: Any, verbose: bool) -> tuple[Any, str | None]:
@@ -373,19 +381,39 @@ def analyze_many(
     Every source's graph is built first and all of them are computed together (on a
     cluster as they finish, each result written at once when ``output`` is given, so
     an interrupted run keeps what finished and a re-run computes only what is missing).
+    A source listed twice is computed once.
+
+    On a cluster, a worker lost mid-run (its process killed, its batch job cancelled
+    or past its wall time) costs only the tasks it ran or held: Dask runs them again
+    on the other workers, which is safe because the tasks are pure (same inputs, same
+    result, no side effects). Dask gives up on a task (``KilledWorker``) only when
+    more workers than ``distributed.scheduler.allowed-failures`` (default 3) died
+    while running it.
 
     Parameters
     ----------
     sources : sequence of paths, URLs or DataArrays
         The images (see :func:`analyze`).
-    model, recipe, client, level, overwrite, verbose
+    model, recipe, client, level, verbose
         As for :func:`analyze`.
     progress : bool, optional
         Show progress (default: as ``verbose``): a line per finished image in a
         terminal, Dask's progress widget in Jupyter.
     output : path, optional
-        Folder holding one :func:`analyze` output folder per image
-        (``<position>-<name>``) and ``results.csv``.
+        Folder holding ``results.csv`` and one :func:`analyze` output folder per
+        source, named ``<name>-<id>``: ``<id>`` (8 hex digits) identifies the source
+        itself — a file or Zarr store by its location, a URL by its text, an
+        in-memory DataArray by its content — and not its position in ``sources``, the
+        recipe or the model. So adding, removing or reordering sources re-uses every
+        finished folder. Each folder appears complete or not at all (written, then
+        renamed): after a crash, a kill or a lost job, run the same call again; it
+        computes only the missing images and removes the unfinished temporaries that
+        the killed run left. Folders of sources no longer listed are left alone
+        (``results.csv`` lists this call's sources only).
+    overwrite : bool, optional
+        A source's folder made with other inputs (another recipe, model or level, or
+        a file changed since) raises ``FileExistsError``, before anything is
+        computed; ``overwrite=True`` recomputes and replaces those folders.
 
     Returns
     -------
@@ -407,17 +435,25 @@ def analyze_many(
     """
     import pandas as pd
 
+    from .io._atomic import remove_stale
+
     jobs = [_prepare(s, model, recipe, level, verbose) for s in sources]
     root = None if output is None else Path(output)
     folders: list[Path | None] = [None] * len(jobs)
     results: list[xr.Dataset | None] = [None] * len(jobs)
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale(root)
+        if stale:
+            _say(verbose, f"removed {len(stale)} unfinished folders left by an interrupted run")
         for i, job in enumerate(jobs):
-            folders[i] = root / f"{i:04d}-{_name(job.source)}"
+            folders[i] = root / job.folder
             results[i] = _reuse(folders[i], job.key, overwrite)
-    todo = [i for i, r in enumerate(results) if r is None]
-    _say(verbose, f"{len(jobs) - len(todo)} of {len(jobs)} images already analysed")
+    # a source listed twice is computed (and written) once
+    first = {job.key: i for i, job in reversed(list(enumerate(jobs)))}
+    todo = [i for i, r in enumerate(results) if r is None and first[jobs[i].key] == i]
+    n_done = sum(r is not None for r in results)
+    _say(verbose, f"{n_done} of {len(jobs)} images already analysed")
     cluster, link = _cluster(client, verbose)
     progress = verbose if progress is None else progress
     start = time.perf_counter()
@@ -453,10 +489,10 @@ def analyze_many(
             show_progress(list(futures))
         for future in as_completed(futures):
             done(futures[future], future.result())
-    rows = [_row(r) for r in results if r is not None]
+    rows = [_row(results[first[job.key]]) for job in jobs]
     table = pd.DataFrame(rows, index=pd.Index([_name(j.source) for j in jobs], name="source"))
     if root is not None:
-        table.to_csv(root / "results.csv")
+        _write_table(table, root / TABLE_FILE)
     _say(verbose, f"analysed {len(todo)} images in {time.perf_counter() - start:.1f} s")
     return table
 
@@ -465,6 +501,39 @@ def _name(source: Any) -> str:
     if isinstance(source, xr.DataArray):
         return str(source.name or "image")
     return Path(os.fspath(source).rstrip("/")).name
+
+
+def _source_id(source: Any, source_key: str) -> str:
+    """A source's identity for its folder name: where it is, or (a DataArray) its content.
+
+    Unlike the source key it does not change when a file is rewritten in place: the
+    file keeps its folder, whose results then no longer match (see ``overwrite``).
+    """
+    if isinstance(source, xr.DataArray):
+        text = source_key
+    else:
+        text = os.fspath(source)
+        if "://" not in text:
+            text = str(Path(text).resolve())
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _folder_name(source: Any, source_key: str) -> str:
+    """``<name>-<8 hex digits of the source's identity>``, safe as a folder name."""
+    name = re.sub(r"[^\w.+-]", "_", _name(source)).lstrip(".") or "image"
+    return f"{name}-{_source_id(source, source_key)[:8]}"
+
+
+def _write_table(table: Any, path: Path) -> None:
+    """``table`` as CSV, written under a temporary name then renamed (never half written)."""
+    from .io._atomic import PARTIAL_MARKER, _tag
+
+    tmp = path.parent / f".{path.name}{PARTIAL_MARKER}{_tag()}"
+    try:
+        table.to_csv(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _row(result: xr.Dataset) -> dict[str, Any]:
