@@ -16,6 +16,7 @@ import zarr.errors
 from .._image import default_dims, make_image
 from ._atomic import PARTIAL_MARKER
 from ._ngff import MetadataError, normalise_unit, parse_multiscales
+from ._remote import check_remote_store
 
 __all__ = ["MissingMetadataWarning", "open"]
 
@@ -27,6 +28,7 @@ class MissingMetadataWarning(UserWarning):
 def _open_node(path_or_url: str | os.PathLike[str], storage_options: Mapping[str, Any] | None):
     text = os.fspath(path_or_url)
     remote = "://" in text and not text.startswith("file://")
+    zarr_format = None
     if not remote:
         path = Path(text.removeprefix("file://")).expanduser()
         if PARTIAL_MARKER in path.name:
@@ -40,10 +42,13 @@ def _open_node(path_or_url: str | os.PathLike[str], storage_options: Mapping[str
                 f"{str(path)!r}) (CLI: tilevision ingest SOURCE {path})."
             )
         text = str(path)
+    else:  # remote: clear errors for a wrong URL, endpoint or credentials (_remote.py)
+        zarr_format = check_remote_store(text, storage_options)
     try:
         return zarr.open(
             store=text,
             mode="r",
+            zarr_format=zarr_format,
             storage_options=dict(storage_options) if remote and storage_options else None,
         )
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError, KeyError, ValueError) as exc:
