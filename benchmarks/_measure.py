@@ -22,10 +22,13 @@ Usage::
     m = measure_function(tilevision.ingest, "in.npy", "out.zarr")
     print(m.wall_s, m.cpu_s, m.peak_rss_mib)
     m = measure_command(["python", "-c", "import numpy; numpy.ones(10**8)"])
+    for proc in m.processes:  # each process of the tree: pid, cmdline, peak RSS
+        print(proc.pid, proc.peak_rss_mib, proc.cmdline)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import subprocess
@@ -40,9 +43,32 @@ from typing import Any
 
 import psutil
 
-__all__ = ["Measurement", "measure_command", "measure_function"]
+__all__ = ["Measurement", "ProcessPeak", "measure_command", "measure_function"]
 
 MIB = 2**20
+
+
+@dataclass
+class ProcessPeak:
+    """One process of the measured tree: its peak resident memory (bytes).
+
+    ``peak_rss`` is the larger of the sampled RSS and the kernel's high-water mark
+    (``VmHWM``, Linux) last read while the process was alive; ``parent`` is the pid of
+    its parent when first seen, ``cmdline`` its command line (empty when unreadable).
+    """
+
+    pid: int
+    parent: int | None
+    cmdline: str
+    peak_rss: int = 0
+    sampled_rss: int = 0
+    vm_hwm: int = 0
+    first_seen_s: float = 0.0
+    last_seen_s: float = 0.0
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.peak_rss / MIB
 
 
 @dataclass
@@ -65,6 +91,13 @@ class Measurement:
     @property
     def baseline_rss_mib(self) -> float | None:
         return None if self.baseline_rss is None else self.baseline_rss / MIB
+
+    @property
+    def processes(self) -> list[ProcessPeak]:
+        """Peak RSS of each process of the measured tree (``details["processes"]``),
+        in the order they were first seen; for :func:`measure_function` the first is
+        the child that made the call."""
+        return list(self.details.get("processes", []))
 
 
 _STATUS_KEYS = ("VmHWM", "RssAnon", "RssFile", "RssShmem")
@@ -106,7 +139,25 @@ class _Sampler(threading.Thread):
         self.peak_anon = 0  # Linux only: summed RssAnon / RssFile of the tree
         self.peak_file = 0
         self.samples = 0
+        self.processes: dict[int, ProcessPeak] = {}
+        self._start = time.perf_counter()
         self._stop_event = threading.Event()
+
+    def _record(self, p: psutil.Process, rss: int, hwm: int) -> None:
+        """Update the peak of process ``p`` (by pid: pids are not re-used within a run)."""
+        now = time.perf_counter() - self._start
+        entry = self.processes.get(p.pid)
+        if entry is None:
+            try:
+                cmdline = " ".join(p.cmdline())
+                parent: int | None = p.ppid()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                cmdline, parent = "", None
+            entry = self.processes[p.pid] = ProcessPeak(p.pid, parent, cmdline, first_seen_s=now)
+        entry.sampled_rss = max(entry.sampled_rss, rss)
+        entry.vm_hwm = max(entry.vm_hwm, hwm)
+        entry.peak_rss = max(entry.sampled_rss, entry.vm_hwm)
+        entry.last_seen_s = now
 
     def run(self) -> None:
         try:
@@ -121,13 +172,15 @@ class _Sampler(threading.Thread):
             total = anon = file = 0
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                     continue
+                total += rss
                 status = _proc_status(p.pid)
                 self.peak_hwm = max(self.peak_hwm, status.get("VmHWM", 0))
                 anon += status.get("RssAnon", 0)
                 file += status.get("RssFile", 0)
+                self._record(p, rss, status.get("VmHWM", 0))
             self.peak_tree_rss = max(self.peak_tree_rss, total)
             self.peak_anon = max(self.peak_anon, anon)
             self.peak_file = max(self.peak_file, file)
@@ -179,6 +232,7 @@ def measure_command(
             "sampled_vm_hwm": sampler.peak_hwm,
             "sampled_rss_anon": sampler.peak_anon,
             "sampled_rss_file": sampler.peak_file,
+            "processes": list(sampler.processes.values()),
         },
     )
 
@@ -201,7 +255,9 @@ def measure_function(
     the child also adds up any processes the call starts), and ``baseline_rss`` is its
     RSS just before the call (after imports). ``interval`` and ``env`` are this
     function's own keywords (``env`` replaces the child's environment), never passed
-    to ``func``.
+    to ``func``. ``details["processes"]`` (also :attr:`Measurement.processes`) holds
+    the peak of each process: the child first, then those the call started (worker
+    processes of a ``LocalCluster``, ...).
     """
     with tempfile.TemporaryDirectory(prefix="tv-measure-") as tmp:
         job = Path(tmp) / "job.pkl"
@@ -241,6 +297,7 @@ def measure_function(
             "child_sampled_tree_rss": report["sampled_tree_rss"],
             "sampled_rss_anon": report["sampled_rss_anon"],
             "sampled_rss_file": report["sampled_rss_file"],
+            "processes": [ProcessPeak(**p) for p in report["processes"]],
             "process_peak_rss": outer.peak_rss,
             "process_wall_s": outer.wall_s,
             "process_cpu_s": outer.cpu_s,
@@ -273,6 +330,12 @@ def _child(job_path: str, out_path: str, interval: float) -> None:
     report["sampled_rss_file"] = sampler.peak_file
     report["samples"] = sampler.samples
     hwm = _vm_hwm(os.getpid())
+    processes = list(sampler.processes.values())
+    if processes and processes[0].pid == os.getpid() and hwm is not None:
+        processes[0].vm_hwm = max(processes[0].vm_hwm, hwm)  # exact, read after the call
+        processes[0].peak_rss = max(processes[0].peak_rss, hwm)
+    report["processes"] = [dataclasses.asdict(p) for p in processes]  # plain: unpickled
+    # by the caller, which may know this module under another name
     if hwm is None:  # not Linux: ru_maxrss is KiB on Linux/BSD, bytes on macOS
         scale = 1 if sys.platform == "darwin" else 1024
         hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
