@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from distributed.diagnostics.plugin import SchedulerPlugin
 
 import tilevision
 
@@ -18,3 +19,22 @@ def data_dir() -> Path:
 def no_leftovers(folder: Path) -> list[str]:
     """Names in ``folder`` that an interrupted write could have left behind."""
     return sorted(p.name for p in folder.iterdir() if "tilevision-" in p.name)
+
+
+class TaskCounter(SchedulerPlugin):
+    """A scheduler plugin counting the tasks the scheduler ran (processing → memory).
+
+    Add it with ``cluster.scheduler.add_plugin(counter, name="task-counter")``; ``take()``
+    returns the count so far and starts again from 0.
+    """
+
+    def __init__(self) -> None:
+        self.ran = 0
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if start == "processing" and finish == "memory":
+            self.ran += 1
+
+    def take(self) -> int:
+        ran, self.ran = self.ran, 0
+        return ran

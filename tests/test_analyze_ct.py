@@ -15,11 +15,12 @@ import json
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import SchedulerPlugin
 from PIL import Image
 from sklearn.ensemble import RandomForestClassifier
 
 import tilevision as tv
+
+from .conftest import TaskCounter
 
 nib = pytest.importorskip("nibabel")
 
@@ -33,17 +34,6 @@ RECIPE = tv.Recipe(
     min_foreground=0.5,
     name="ct-organs-test",
 )
-
-
-class TaskCounter(SchedulerPlugin):
-    """Counts the tasks the scheduler ran (transitions processing → memory)."""
-
-    def __init__(self) -> None:
-        self.ran = 0
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if start == "processing" and finish == "memory":
-            self.ran += 1
 
 
 def organ_classes(seg: np.ndarray, names: dict[int, str]) -> np.ndarray:

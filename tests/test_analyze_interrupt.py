@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from dask.callbacks import Callback
 from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import SchedulerPlugin
 
 import tilevision as tv
 import tilevision._report_html
@@ -27,7 +26,7 @@ import tilevision.cluster
 from tilevision._image import make_image
 from tilevision.cli import main
 
-from .conftest import no_leftovers
+from .conftest import TaskCounter, no_leftovers
 
 RECIPE = tv.Recipe(["intensity"], tile=8)
 OTHER_RECIPE = tv.Recipe(["intensity"], tile=16)
@@ -197,21 +196,6 @@ def test_cli_scheduler_that_does_not_answer(tmp_path, monkeypatch, capsys):
 
 
 # ---------------------------------------------------------------- re-runs, counted in tasks
-
-
-class TaskCounter(SchedulerPlugin):
-    """Counts the tasks the scheduler ran (transitions processing → memory)."""
-
-    def __init__(self) -> None:
-        self.ran = 0
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if start == "processing" and finish == "memory":
-            self.ran += 1
-
-    def take(self) -> int:
-        ran, self.ran = self.ran, 0
-        return ran
 
 
 @pytest.fixture(scope="module")
