@@ -17,8 +17,18 @@ def data_dir() -> Path:
 
 
 def no_leftovers(folder: Path) -> list[str]:
-    """Names in ``folder`` that an interrupted write could have left behind."""
-    return sorted(p.name for p in folder.iterdir() if "tilevision-" in p.name)
+    """Names in ``folder`` that an interrupted write could have left behind (not the
+    checkpoints of an interrupted ``analyze``: see :func:`checkpoints`)."""
+    kept = checkpoints(folder)
+    return sorted(p.name for p in folder.iterdir() if "tilevision-" in p.name and p not in kept)
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """The checkpoint folders of interrupted ``analyze(output=...)`` runs in ``folder``
+    (committed tile blocks that a re-run resumes from; removed when it completes)."""
+    from tilevision._checkpoint import CHECKPOINT_MARKER
+
+    return sorted(p for p in folder.iterdir() if CHECKPOINT_MARKER in p.name)
 
 
 class TaskCounter(SchedulerPlugin):

@@ -107,7 +107,13 @@ def test_failed_run_leaves_nothing_half_written(tmp_path, monkeypatch):
     monkeypatch.setattr(xr.Dataset, "to_zarr", broken)
     with pytest.raises(OSError, match="disk full"):
         run(image_2d(), recipe=RECIPE, output=tmp_path / "run")
-    assert list(tmp_path.iterdir()) == []
+    # no output folder, only the hidden checkpoint of the committed tile values
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".run.tilevision-checkpoint-")
+    monkeypatch.undo()
+    result = run(image_2d(), recipe=RECIPE, output=tmp_path / "run")
+    assert json.loads(result.attrs["checkpoint"]) == {"blocks": 1, "reused_blocks": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_file_source_is_ingested_once_into_the_cache(tmp_path, monkeypatch, capsys):

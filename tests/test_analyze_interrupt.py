@@ -26,7 +26,7 @@ import tilevision.cluster
 from tilevision._image import make_image
 from tilevision.cli import main
 
-from .conftest import TaskCounter, no_leftovers
+from .conftest import TaskCounter, checkpoints, no_leftovers
 
 RECIPE = tv.Recipe(["intensity"], tile=8)
 OTHER_RECIPE = tv.Recipe(["intensity"], tile=16)
@@ -100,7 +100,9 @@ def test_ctrl_c_in_the_cli_exits_130_and_leaves_nothing(tmp_path):
     assert noise == [], stderr[-3000:]  # the cluster shutting down says nothing
     assert "results written" not in stdout
     assert not out.exists()
+    # only the hidden checkpoint of the tile blocks committed so far (a re-run resumes)
     assert no_leftovers(tmp_path) == []
+    # (a checkpoint stays only when some tile block was committed: not in one block of 16 MiB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npy", "cache"]
 
 
@@ -159,7 +161,8 @@ def test_ctrl_c_while_writing_keeps_the_previous_output(previous, tmp_path, monk
     assert seen == [["result.zarr"]]  # half written when the interrupt came
     assert snapshot(out) == before
     assert no_leftovers(tmp_path) == []
-    assert [p.name for p in tmp_path.iterdir()] == ["result"]
+    (checkpoint,) = checkpoints(tmp_path)  # every tile block, committed before the write
+    assert {p.name for p in tmp_path.iterdir()} == {"result", checkpoint.name}
 
 
 def test_ctrl_c_on_a_new_output_leaves_no_folder(tmp_path, threads):

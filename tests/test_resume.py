@@ -226,7 +226,7 @@ def test_a_new_source_first_recomputes_nothing_else(sources, cluster, tmp_path):
     table = run([new, *old[::-1]], client, out)  # a new source first, the others reversed
     added = keys.take()
     # (with output: drawing the heatmap over the image reads it)
-    tv.analyze(new, recipe=RECIPE, client=client, verbose=False, output=tmp_path / "alone")
+    run([new], client, tmp_path / "alone")
     assert len(added) == len(keys.take())  # only the new source's tasks ran
     assert {name: snapshot(out / name) for name in names} == before
     assert len(finished(out)) == 4  # and no stale folder

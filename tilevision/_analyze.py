@@ -10,12 +10,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._checkpoint import Checkpoint
+    from .features._engine import TilePlan
 
 __all__ = ["RESULT_STORE", "SUMMARY_FILE", "TABLE_FILE", "analyze", "analyze_many", "cache_dir"]
 
@@ -161,14 +165,23 @@ def _check_model(model: Any, recipe: Any, ndim: int) -> Any:
     return model
 
 
-def _assemble(image: xr.DataArray, model: Any, recipe: Any) -> xr.Dataset:
-    from .features import Recipe, describe, tile_features
+def _plan(image: xr.DataArray, model: Any, recipe: Any) -> TilePlan:
+    from .features import Recipe
+    from .features._engine import plan_tiles
     from .features._whole import as_feature_image
 
     spatial = [d for d in image.dims if d != "c"]
     recipe = model.recipe_ if model is not None else recipe
     recipe = recipe if recipe is not None else Recipe.default(len(spatial))
-    tiles = tile_features(as_feature_image(image), recipe)
+    return plan_tiles(as_feature_image(image), recipe)
+
+
+def _assemble(plan: TilePlan, model: Any) -> xr.Dataset:
+    """The lazy result from the tile values: tiles, descriptor, predictions."""
+    from .features import describe
+    from .features._engine import tile_dataset
+
+    tiles = tile_dataset(plan)
     descriptor = describe(tiles)
     result = tiles.assign(descriptor=descriptor.variable).assign_coords(
         feature=descriptor["feature"]
@@ -237,7 +250,10 @@ def analyze(
         over the image), ``report.html`` and ``analysis.json`` (summary), written
         atomically: under a temporary name, renamed when complete (a killed run's
         temporary is never read, and the next run removes it). Re-running with the
-        same source, recipe and model re-uses it and computes nothing.
+        same source, recipe and model re-uses it and computes nothing. Meanwhile the
+        tile values are committed block by block (about 256 MiB of image each) to a
+        hidden checkpoint folder beside it: a killed run, called again, computes only
+        the blocks it had not committed. The checkpoint is removed at the end.
     level : int, optional
         Pyramid level of an OME-Zarr source.
     overwrite : bool, optional
@@ -282,13 +298,19 @@ def analyze(
             return reused
     cluster, link = _cluster(client, verbose)
     opened = time.perf_counter()
-    result = _compute(job.lazy, cluster, verbose if progress is None else progress)
+    progress = verbose if progress is None else progress
+    checkpoint = None
+    if out is None:
+        result = _compute(job.lazy, cluster, progress)
+    else:
+        result, checkpoint = _compute_checkpointed(job, out, cluster, progress, verbose)
     computed = time.perf_counter()
     result = _finish(
         job, result, link or _cluster_name(cluster), opened - start, computed - opened
     )
     if out is not None:
         _write(result, out, job)
+        checkpoint.remove()
         _say(verbose, f"results written to {out}")
     _say(verbose, f"analysed {result.attrs['source']} in {computed - start:.1f} s")
     return result
@@ -301,6 +323,7 @@ class _Job:
     source: Any
     model: Any
     image: xr.DataArray
+    plan: TilePlan  # the lazy tile values, which ``lazy`` is computed from
     lazy: xr.Dataset
     key: str
     model_id: str | None
@@ -311,10 +334,12 @@ def _prepare(source: Any, model: Any, recipe: Any, level: int, verbose: bool) ->
     image, source_key = open_source(source, level=level, verbose=verbose)
     ndim = sum(1 for d in image.dims if d != "c")
     model = _check_model(model, recipe, ndim)
-    lazy = _assemble(image, model, recipe)
+    plan = _plan(image, model, recipe)
+    lazy = _assemble(plan, model)
     model_id = None if model is None else _model_id(model)
     key = _key(source_key, lazy.attrs["recipe_hash"], model_id, level)
-    return _Job(source, model, image, lazy, key, model_id, _folder_name(source, source_key))
+    folder = _folder_name(source, source_key)
+    return _Job(source, model, image, plan, lazy, key, model_id, folder)
 
 
 def _cluster(client: Any, verbose: bool) -> tuple[Any, str | None]:
@@ -338,6 +363,30 @@ def _compute(lazy: xr.Dataset, cluster: Any, progress: bool) -> xr.Dataset:
     if progress:
         show_progress(future)
     return future.result()
+
+
+def _compute_checkpointed(
+    job: _Job, output: Path, cluster: Any, progress: bool, verbose: bool
+) -> tuple[xr.Dataset, Checkpoint]:
+    """The result, its tile values committed block by block beside ``output`` first
+    (a killed run resumes from the committed blocks); the rest is computed here from
+    the stored values (small next to the image)."""
+    from ._checkpoint import Checkpoint, commit_tiles
+
+    checkpoint = Checkpoint.of(output, job.key)
+    checkpoint.remove_others()
+    committed = commit_tiles(job.plan, checkpoint, cluster, progress=progress)
+    if committed.reused:
+        _say(
+            verbose,
+            f"resumed: {committed.reused} of {committed.blocks} tile blocks were committed "
+            "by an earlier run",
+        )
+    result = _assemble(committed.plan, job.model).compute(scheduler="threads")
+    result.attrs["checkpoint"] = json.dumps(
+        {"blocks": committed.blocks, "reused_blocks": committed.reused}
+    )
+    return result, checkpoint
 
 
 def _cluster_name(cluster: Any) -> str:
@@ -558,6 +607,8 @@ def _write(result: xr.Dataset, output: Path, job: _Job) -> None:
         "model_id": result.attrs["model_id"],
         "valid_tiles": int(result["valid"].sum()),
     }
+    if "checkpoint" in result.attrs:
+        summary["checkpoint"] = json.loads(result.attrs["checkpoint"])
     if "label" in result:
         summary["label"] = result["label"].item()
         summary["probability"] = dict(

@@ -24,7 +24,7 @@ from ._registry import create
 from ._tasks import one_task
 from ._whole import as_feature_image, image_context
 
-__all__ = ["TILE_DIMS", "stat_variable", "tile_features"]
+__all__ = ["TILE_DIMS", "TilePlan", "plan_tiles", "stat_variable", "tile_dataset", "tile_features"]
 
 TILE_DIMS = ("tile_z", "tile_y", "tile_x")
 #: per-tile values ahead of the features in the block output vector
@@ -268,6 +268,38 @@ def tile_features(
     >>> bool(np.isclose(means[1, 2], img[32:, 64:].mean()))
     True
     """
+    return tile_dataset(plan_tiles(image, recipe, mask=mask, rechunk=rechunk))
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """The lazy per-tile output of a recipe on an image, before it becomes a Dataset.
+
+    ``vector`` holds every tile's values (dims: the tile grid, then the layout): the
+    features, ``foreground_fraction``, ``valid`` and the additive statistics, as
+    placed by ``layout``. One block of ``vector`` is one task's tiles.
+    :func:`tile_dataset` turns it into the Dataset of :func:`tile_features`;
+    ``tilevision._checkpoint`` commits its blocks to disk as they finish.
+    """
+
+    vector: da.Array
+    layout: _Layout
+    image: xr.DataArray  # the preprocessed image (shape, coords, attrs)
+    tile: tuple[int, ...]
+    recipe: Recipe
+    ctx: StepContext
+
+    def with_vector(self, vector: da.Array) -> TilePlan:
+        """The same plan over other (e.g. stored) values of the same shape."""
+        if vector.shape != self.vector.shape:
+            raise ValueError(f"tile values of shape {vector.shape}, expected {self.vector.shape}")
+        return TilePlan(vector, self.layout, self.image, self.tile, self.recipe, self.ctx)
+
+
+def plan_tiles(
+    image: Any, recipe: Recipe | None = None, *, mask: Any = None, rechunk: bool = True
+) -> TilePlan:
+    """The lazy :class:`TilePlan` of :func:`tile_features` (same parameters)."""
     raw = as_feature_image(image)
     recipe = recipe if recipe is not None else Recipe.default(raw.ndim)
     filtered = chain(raw, list(recipe.preprocess)) if recipe.preprocess else raw
@@ -326,7 +358,7 @@ def tile_features(
             "min_foreground": recipe.min_foreground,
         },
     )
-    return _dataset(vector, layout, filtered, tile, recipe, ctx)
+    return TilePlan(vector, layout, filtered, tile, recipe, ctx)
 
 
 def _as_dask(array: Any) -> da.Array:
@@ -334,14 +366,11 @@ def _as_dask(array: Any) -> da.Array:
     return data if isinstance(data, da.Array) else da.asarray(np.asarray(data))
 
 
-def _dataset(
-    vector: da.Array,
-    layout: _Layout,
-    image: xr.DataArray,
-    tile: tuple[int, ...],
-    recipe: Recipe,
-    ctx: StepContext,
-) -> xr.Dataset:
+def tile_dataset(plan: TilePlan) -> xr.Dataset:
+    """The tile Dataset of :func:`tile_features` from its :class:`TilePlan`."""
+    vector, layout, image, tile, recipe, ctx = (
+        plan.vector, plan.layout, plan.image, plan.tile, plan.recipe, plan.ctx
+    )  # fmt: skip
     ndim = ctx.ndim
     tdims = TILE_DIMS[-ndim:]
     coords: dict[str, Any] = {}

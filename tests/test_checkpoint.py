@@ -1,0 +1,314 @@
+"""Per-block checkpoint of one large image in ``tv.analyze(output=...)``.
+
+The tile values are committed block by block (data, then a completion mark) to a hidden
+checkpoint beside the output; a run that fails or is killed (SIGKILL of the client) leaves
+the committed blocks, and the same call again computes only the blocks without a mark and
+ends with the result of an undisturbed run. Blocks are counted in the tile-feature tasks
+that ran, not in what the library says it did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from dask.callbacks import Callback
+from distributed import Client, LocalCluster
+
+import tilevision as tv
+import tilevision._checkpoint as checkpoint_module
+from tilevision._checkpoint import Checkpoint, block_chunks, commit_tiles
+from tilevision._image import make_image
+from tilevision.features._engine import plan_tiles
+
+from .conftest import checkpoints, no_leftovers
+from .test_resume import TaskKeys, read_until
+
+FEATURES = "tilevision-tile-features"
+RECIPE = tv.Recipe(["intensity", "histogram"], tile=16)  # as in SCRIPT
+#: with 16³ float32 tiles (16 KiB), one block = one row of 4 tiles: 16 blocks in 64³
+BLOCK_BYTES = 4 * 16**3 * 4
+
+SCRIPT = """
+import sys
+import time
+
+from distributed import Client, LocalCluster
+
+import numpy as np
+import tilevision as tv
+import tilevision._checkpoint as checkpoint
+
+committed = []
+commit_block = checkpoint.commit_block
+
+
+def stalling_commit(*args, **kwargs):
+    commit_block(*args, **kwargs)
+    committed.append(args[2])
+    if len(committed) == 5:
+        print("committed", len(committed), flush=True)
+        time.sleep(300)
+
+
+if __name__ == "__main__":
+    checkpoint.commit_block = stalling_commit
+    checkpoint.BLOCK_BYTES = 4 * 16**3 * 4
+    source, output = sys.argv[1:]
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                     dashboard_address=":0", local_directory="scratch") as cluster,
+        Client(cluster) as client,
+    ):
+        tv.analyze(source, recipe=tv.Recipe(["intensity", "histogram"], tile=16),
+                   client=client, output=output, progress=False)
+"""
+
+
+def volume(seed: int = 0, shape=(64, 64, 64), chunks=16) -> xr.DataArray:
+    data = np.random.default_rng(seed).normal(100, 20, shape).astype(np.float32)
+    return make_image(da.from_array(data, chunks=chunks), ("z", "y", "x")[-len(shape) :])
+
+
+class FeatureTasks(Callback):
+    """Counts the tile-feature tasks that Dask's local schedulers ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        name = key[0] if isinstance(key, tuple) else key
+        self.ran += str(name).startswith(FEATURES)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+
+
+@pytest.fixture
+def threads() -> Iterator[None]:
+    with dask.config.set(scheduler="threads"):
+        yield
+
+
+def analyze(source, output, **kwargs):
+    kwargs.setdefault("client", False)
+    return tv.analyze(source, recipe=RECIPE, output=output, verbose=False, **kwargs)
+
+
+def data_only(result: xr.Dataset) -> xr.Dataset:
+    return result.drop_attrs(deep=False)
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "blocks"),
+    [
+        ((64, 64, 64), 16, 16),  # rows of 4 tiles
+        ((64, 80, 70), (16, 32, 32), 36),  # 2 × 2 tiles per task; partial last tiles
+        ((96, 100), (32, 50), 1),  # 2-D: the whole image fits one block
+    ],
+)
+def test_result_with_checkpoint_equals_the_result_without(
+    shape, chunks, blocks, small_blocks, threads, tmp_path
+):
+    image = volume(shape=shape, chunks=chunks)
+    reference = tv.analyze(image, recipe=RECIPE, client=False, verbose=False)
+    result = analyze(image, tmp_path / "out")
+    xr.testing.assert_identical(data_only(result), data_only(reference))
+    summary = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert summary["checkpoint"] == {"blocks": blocks, "reused_blocks": 0}
+    assert checkpoints(tmp_path) == []  # removed once the output is complete
+    assert no_leftovers(tmp_path) == []
+
+
+def test_blocks_are_whole_task_blocks_of_about_the_asked_size():
+    plan = plan_tiles(volume(shape=(64, 64, 64), chunks=16), RECIPE)
+    assert block_chunks(plan, 4 * 16**3 * 4) == (1, 1, 4)  # a row
+    assert block_chunks(plan, 16 * 16**3 * 4) == (1, 4, 4)  # a plane
+    assert block_chunks(plan, 32 * 16**3 * 4) == (2, 4, 4)  # two planes
+    assert block_chunks(plan, 1) == (1, 1, 1)  # never less than one task
+    assert block_chunks(plan, 2**40) == (4, 4, 4)
+
+
+def failing_after(n: int, monkeypatch) -> list[tuple[int, ...]]:
+    """Make the ``n + 1``-th block commit raise (a crash); return the committed indices."""
+    committed: list[tuple[int, ...]] = []
+    commit = checkpoint_module.commit_block
+
+    def failing(array, checkpoint, index, values):
+        if len(committed) == n:
+            raise OSError("node lost")
+        commit(array, checkpoint, index, values)
+        committed.append(index)
+
+    monkeypatch.setattr(checkpoint_module, "commit_block", failing)
+    return committed
+
+
+def test_a_failed_run_resumes_computing_only_the_missing_blocks(
+    small_blocks, tmp_path, monkeypatch
+):
+    image = volume()
+    with dask.config.set(scheduler="sync"), FeatureTasks() as everything:
+        reference = tv.analyze(image, recipe=RECIPE, client=False, verbose=False)
+    assert everything.ran == 64  # one task per tile here
+    committed = failing_after(6, monkeypatch)
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="node lost"):
+        analyze(image, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (left,) = checkpoints(tmp_path)
+    assert Checkpoint(left).done() == set(committed)
+    monkeypatch.undo()
+    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+    with dask.config.set(scheduler="sync"), FeatureTasks() as resumed:
+        result = analyze(image, tmp_path / "out")
+    assert resumed.ran == 64 - 6 * 4  # 6 committed rows of 4 tiles were not computed again
+    assert json.loads(result.attrs["checkpoint"]) == {"blocks": 16, "reused_blocks": 6}
+    xr.testing.assert_identical(data_only(result), data_only(reference))
+    assert checkpoints(tmp_path) == []
+
+
+def test_a_block_written_without_its_mark_is_computed_again(small_blocks, threads, tmp_path):
+    """A kill between writing a block and marking it: the values are never read."""
+    image = volume()
+    plan = plan_tiles(image, RECIPE)
+    reference = analyze(image, tmp_path / "reference")
+    key = reference.attrs["inputs_key"]
+    checkpoint = Checkpoint.of(tmp_path / "out", key)
+    done = commit_tiles(plan, checkpoint)
+    assert (done.blocks, done.reused) == (16, 0)
+    store = checkpoint.store
+    array = __import__("zarr").open_array(str(store), mode="r+")
+    array[0:1, 0:1, 0:4] = -1.0  # garbage in block (0, 0, 0) ...
+    (checkpoint.folder / "done" / "0-0-0").unlink()  # ... which is not marked done
+    (checkpoint.folder / "done" / "3-2-0").unlink()  # and a block that was never written
+    array[3:4, 2:3, 0:4] = np.nan
+    result = analyze(image, tmp_path / "out")
+    assert json.loads(result.attrs["checkpoint"]) == {"blocks": 16, "reused_blocks": 14}
+    xr.testing.assert_identical(data_only(result), data_only(reference))
+
+
+def test_checkpoints_of_other_inputs_are_removed_and_a_broken_store_recreated(
+    small_blocks, threads, tmp_path
+):
+    image = volume()
+    other = tmp_path / ".out.tilevision-checkpoint-0123456789abcdef"
+    (other / "done").mkdir(parents=True)
+    (other / "done" / "0-0-0").touch()
+    key = analyze(image, None).attrs["inputs_key"]
+    mine = Checkpoint.of(tmp_path / "out", key)
+    (mine.folder / "done").mkdir(parents=True)
+    (mine.folder / "done" / "0-0-0").touch()  # marked, but its store is missing
+    (mine.store).mkdir()  # (a store without metadata)
+    result = analyze(image, tmp_path / "out")
+    assert json.loads(result.attrs["checkpoint"])["reused_blocks"] == 0
+    assert not other.exists()
+    assert checkpoints(tmp_path) == []
+    xr.testing.assert_identical(data_only(result), data_only(analyze(image, None)))
+
+
+def test_a_failure_before_any_commit_leaves_nothing(small_blocks, tmp_path, monkeypatch):
+    failing_after(0, monkeypatch)
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="node lost"):
+        analyze(volume(), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- SIGKILL, on a cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Client, TaskKeys]]:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as local,
+        Client(local) as client,
+    ):
+        keys = TaskKeys()
+        local.scheduler.add_plugin(keys, name="task-keys")
+        yield client, keys
+
+
+def feature_tasks(keys: set[str]) -> int:
+    return sum(FEATURES in key for key in keys)
+
+
+def test_killed_client_resumes_from_its_committed_blocks(cluster, small_blocks, tmp_path):
+    client, keys = cluster
+    source = tv.ingest(volume(seed=3).data.compute(), tmp_path / "ct.zarr", chunks=16)
+    out = tmp_path / "out"
+    (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
+    process = subprocess.Popen(
+        [sys.executable, "script.py", str(source), str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        read_until(process, "committed 5", timeout=120)
+        os.killpg(process.pid, signal.SIGKILL)  # the client, its cluster and its workers
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not out.exists()
+    (left,) = checkpoints(tmp_path)
+    assert len(Checkpoint(left).done()) == 5
+
+    keys.take()
+    result = analyze(source, out, client=client)
+    resumed = feature_tasks(keys.take())
+    reference = analyze(source, None, client=client)
+    everything = feature_tasks(keys.take())
+    assert everything == 64
+    assert resumed == 64 - 5 * 4  # only the 11 rows without a mark
+    assert json.loads(result.attrs["checkpoint"]) == {"blocks": 16, "reused_blocks": 5}
+    xr.testing.assert_identical(data_only(result), data_only(reference))
+    assert checkpoints(tmp_path) == []
+    assert no_leftovers(tmp_path) == []
+
+
+def test_committed_blocks_on_the_cluster_equal_the_plan(cluster, tmp_path):
+    client, _ = cluster
+    plan = plan_tiles(volume(shape=(48, 64, 64), chunks=16), RECIPE)
+    done = commit_tiles(plan, Checkpoint.of(tmp_path / "x", "k"), client, block_bytes=BLOCK_BYTES)
+    assert (done.blocks, done.reused) == (3 * 4, 0)
+    np.testing.assert_array_equal(
+        done.plan.vector.compute(scheduler="threads"), plan.vector.compute(scheduler="threads")
+    )
+
+
+def test_progress_counts_committed_blocks(small_blocks, threads, tmp_path, capsys):
+    image = volume()
+    plan = plan_tiles(image, RECIPE)
+    checkpoint = Checkpoint.of(tmp_path / "out", "k")
+    commit_tiles(plan, checkpoint, progress=True)
+    assert "committed 16/16 tile blocks" in capsys.readouterr().out
+    for mark in sorted((checkpoint.folder / "done").iterdir())[:3]:
+        mark.unlink()
+    commit_tiles(plan, checkpoint, progress=True)
+    out = capsys.readouterr().out
+    assert "resuming: 13 of 16 tile blocks already committed" in out
+    assert "committed 16/16 tile blocks" in out
+
+
+def test_stays_lazy_until_asked(small_blocks):
+    from tilevision.testing import raise_if_dask_computes
+
+    with raise_if_dask_computes():
+        plan = plan_tiles(volume(), RECIPE)
+        assert block_chunks(plan) == (1, 1, 4)
