@@ -333,3 +333,25 @@ def test_ingest_to_a_url_says_to_write_locally(stores):
     with pytest.raises(ValueError, match=r"cannot write to 's3://.*Write locally and copy"):
         tv.ingest(stores["ct"][0], f"s3://{BUCKET}/new.zarr")
     assert not s3fs.S3FileSystem().exists(f"{BUCKET}/new.zarr")
+
+
+def test_output_of_a_url_is_reused_until_the_store_changes(stores, tmp_path):
+    """The source key of a URL lists the store (names, sizes, ETags): a finished output is
+    re-used while the store is unchanged, and never taken for the result of a changed one."""
+    local_path, _ = stores["slide"]
+    fs = s3fs.S3FileSystem()
+    url = f"s3://{BUCKET}/changing.zarr"
+    fs.put(str(local_path), url.removeprefix("s3://"), recursive=True)
+    out = tmp_path / "out"
+    first = tv.analyze(url, recipe=SLIDE_RECIPE, client=False, verbose=False, output=out)
+    with raise_if_dask_computes():  # unchanged: re-used, nothing computed
+        again = tv.analyze(url, recipe=SLIDE_RECIPE, client=False, verbose=False, output=out)
+    xr.testing.assert_identical(again.drop_attrs(), first.drop_attrs())
+    # one chunk rewritten with other values (same size, another ETag)
+    chunk = sorted(p for p in fs.find(url.removeprefix("s3://") + "/0") if "/c/" in p)[0]
+    data = bytearray(fs.cat(chunk))
+    data[-1] ^= 0xFF
+    fs.pipe(chunk, bytes(data))
+    _fresh_filesystems()
+    with pytest.raises(FileExistsError, match="holds other results"):
+        tv.analyze(url, recipe=SLIDE_RECIPE, client=False, verbose=False, output=out)

@@ -63,6 +63,23 @@ def _source_key(path: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _url_key(url: str) -> str:
+    """Identity of a remote store: its URL and each object's name, size and version tag
+    (ETag, else modification time), from one listing; no pixel is read."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    digest = hashlib.sha256(url.encode())
+    for name, info in sorted(fs.find(root, detail=True).items()):
+        tag = next(
+            (info[k] for k in ("ETag", "etag", "LastModified", "last_modified", "mtime")
+             if info.get(k) is not None),
+            None,
+        )  # fmt: skip
+        digest.update(f"\n{name}|{info.get('size')}|{tag}".encode())
+    return "url-" + digest.hexdigest()[:16]
+
+
 def open_source(source: Any, *, level: int = 0, verbose: bool = True) -> tuple[xr.DataArray, str]:
     """The image of ``source`` (lazy) and a key that changes when the source changes.
 
@@ -78,7 +95,8 @@ def open_source(source: Any, *, level: int = 0, verbose: bool = True) -> tuple[x
         return source, "array-" + tokenize(source)[:16]
     text = os.fspath(source)
     if "://" in text:
-        return open(text, level=level), "url-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        image = open(text, level=level)  # first: its clear errors for a wrong URL
+        return image, _url_key(text)
     path = Path(text)
     key = _source_key(path)
     if detect_format(path) == "zarr":
