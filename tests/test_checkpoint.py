@@ -219,11 +219,47 @@ def test_checkpoints_of_other_inputs_are_removed_and_a_broken_store_recreated(
     xr.testing.assert_identical(data_only(result), data_only(analyze(image, None)))
 
 
-def test_a_failure_before_any_commit_leaves_nothing(small_blocks, tmp_path, monkeypatch):
-    failing_after(0, monkeypatch)
-    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="node lost"):
-        analyze(volume(), tmp_path / "out")
+def counted_volume(reads: list[int], fail: bool = False) -> xr.DataArray:
+    """:func:`volume` whose chunk reads are counted (or raise, with ``fail``)."""
+
+    def read(block):
+        if fail:
+            raise OSError("disk gone")
+        reads.append(1)
+        return block
+
+    data = volume().data
+    return make_image(data.map_blocks(read, dtype=data.dtype), ("z", "y", "x"))
+
+
+def test_a_failure_before_anything_is_committed_leaves_nothing(small_blocks, tmp_path):
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="disk gone"):
+        analyze(counted_volume([], fail=True), tmp_path / "out")  # in the global pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_global_pass_is_committed_and_not_read_again(small_blocks, tmp_path, monkeypatch):
+    """intensity's first pass (mean, grey-level range) reads the whole image: committed
+    before the blocks, a resumed run reads the image only for the tiles."""
+    reads: list[int] = []
+    image = counted_volume(reads)
+    with dask.config.set(scheduler="sync"):
+        reference = tv.analyze(image, recipe=RECIPE, client=False, verbose=False)
+    fresh = len(reads)
+    failing_after(0, monkeypatch)  # the first block's commit fails
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="node lost"):
+        analyze(image, tmp_path / "out")
+    (left,) = checkpoints(tmp_path)
+    assert Checkpoint(left).done() == set()
+    assert (left / "global-values.npz").exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+    reads.clear()
+    with dask.config.set(scheduler="sync"):
+        result = analyze(image, tmp_path / "out")
+    assert len(reads) <= fresh - 64  # the 64 chunks were not read for the global values
+    xr.testing.assert_identical(data_only(result), data_only(reference))
+    assert checkpoints(tmp_path) == []
 
 
 # ---------------------------------------------------------------- SIGKILL, on a cluster

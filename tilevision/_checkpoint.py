@@ -7,7 +7,7 @@ done. A run that is killed (SIGKILL, a node failure, a job past its wall time) l
 committed blocks; the same call again computes only the blocks without a mark, and the
 rest of the analysis (descriptor, classification, report) is computed from the stored
 values. The checkpoint is removed once the output folder is complete (and by a failed
-run that committed no block).
+run that committed nothing).
 
 Layout of ``.<output name>.tilevision-checkpoint-<inputs key>/``::
 
@@ -17,6 +17,10 @@ Layout of ``.<output name>.tilevision-checkpoint-<inputs key>/``::
     done/<i>-<j>    one empty file per committed block, created (write-then-rename) only
                     after the block's values are written: a block without its mark is
                     never read, whatever its chunk holds
+    global-values.npz
+                    the first pass of a global-then-local recipe (grey-level ranges,
+                    means, thresholds over the whole image), committed before any block
+                    is computed: a resumed run does not read the whole image again
 
 Writes happen in the calling process (blocks are gathered from the cluster as they
 finish), so workers need no access to the output folder; the stored values are read
@@ -51,6 +55,7 @@ CHECKPOINT_MARKER = ".tilevision-checkpoint-"
 BLOCK_BYTES = 256 * 2**20
 STORE = "tiles.zarr"
 DONE = "done"
+GLOBALS = "global-values.npz"
 
 
 @dataclass(frozen=True)
@@ -238,18 +243,50 @@ def commit_tiles(
     if missing:
         report = _counter(len(grid), len(done), progress)
         try:
+            if plan.global_values is not None:
+                values = _global_values(plan, checkpoint, cluster, progress)
+                vector = plan.with_global_values(values).vector.rechunk(chunks)
             if cluster is None:
                 _commit_local(vector, array, checkpoint, missing, report)
             else:
                 _commit_on_cluster(vector, array, checkpoint, missing, cluster, report)
         except BaseException:
-            if not checkpoint.done():  # nothing to resume from: leave nothing behind
-                checkpoint.remove()
+            if not checkpoint.done() and not (checkpoint.folder / GLOBALS).exists():
+                checkpoint.remove()  # nothing to resume from: leave nothing behind
             raise
     # the computation's own chunks: the descriptor's sums add up in the same order, so
     # the result is the same to the last bit as without a checkpoint
     stored = da.from_zarr(array, chunks=chunks).rechunk(plan.vector.chunks)
     return Committed(plan.with_vector(stored), len(grid), len(done))
+
+
+def _global_values(
+    plan: TilePlan, checkpoint: Checkpoint, cluster: Any, progress: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """The plan's global values (its first pass over the whole image): read from the
+    checkpoint, or computed and committed there (write-then-rename) before any block."""
+    path = checkpoint.folder / GLOBALS
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                values: dict[str, dict[str, np.ndarray]] = {}
+                for key in stored.files:
+                    family, name = key.split("/", 1)
+                    values.setdefault(family, {})[name] = stored[key]
+            if progress:
+                print("resuming: the global values were committed by an earlier run", flush=True)
+            return values
+        except (OSError, ValueError):  # unreadable: computed again
+            path.unlink(missing_ok=True)
+    if progress:
+        print("computing the global values (one pass over the image) …", flush=True)
+    lazy = plan.global_values
+    values = lazy.compute() if cluster is None else cluster.compute(lazy).result()
+    flat = {f"{family}/{name}": v for family, vals in values.items() for name, v in vals.items()}
+    tmp = path.with_name(f".{path.name}-{uuid.uuid4().hex[:12]}.npz")
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+    return values
 
 
 def _commit_local(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
@@ -280,6 +280,10 @@ class TilePlan:
     placed by ``layout``. One block of ``vector`` is one task's tiles.
     :func:`tile_dataset` turns it into the Dataset of :func:`tile_features`;
     ``tilevision._checkpoint`` commits its blocks to disk as they finish.
+
+    ``global_values`` is the lazy first pass of a global-then-local recipe (one task
+    giving ``{family: {name: array}}``), or ``None`` when no family needs one or they
+    were given: :meth:`with_global_values` makes the plan over computed values.
     """
 
     vector: da.Array
@@ -288,12 +292,21 @@ class TilePlan:
     tile: tuple[int, ...]
     recipe: Recipe
     ctx: StepContext
+    global_values: da.Array | None = None
+    build: Callable[[Any], da.Array] | None = field(default=None, repr=False, compare=False)
 
     def with_vector(self, vector: da.Array) -> TilePlan:
         """The same plan over other (e.g. stored) values of the same shape."""
         if vector.shape != self.vector.shape:
             raise ValueError(f"tile values of shape {vector.shape}, expected {self.vector.shape}")
-        return TilePlan(vector, self.layout, self.image, self.tile, self.recipe, self.ctx)
+        return replace(self, vector=vector, global_values=None, build=None)
+
+    def with_global_values(self, values: Mapping[str, Mapping[str, Any]]) -> TilePlan:
+        """The plan whose tiles use ``values`` (the computed ``global_values``) instead
+        of computing the first pass again."""
+        if self.build is None:
+            raise ValueError("this plan's tile values do not depend on global values.")
+        return replace(self, vector=self.build(values), global_values=None, build=None)
 
 
 def plan_tiles(
@@ -333,32 +346,43 @@ def plan_tiles(
 
     offsets = tuple(tuple(int(v) for v in np.cumsum((0, *c[:-1]))) for c in chunks)
     token = dask.base.tokenize(data, mask_data, recipe.hash, *map_arrays)
-    # every block reads its own halo, after the global values are known: memory does
-    # not grow with the image (blocks are made slab by slab; their results are small)
-    vector = map_overlap_read(
-        _block_tiles,
-        [data, *([] if mask_data is None else [mask_da.data]), *map_arrays],
-        depth,
-        args=[packed],
-        after=[packed] if has_globals else [],
-        sweep=True,
-        chunks=(*(tuple(-(-b // t) for b in c) for c, t in zip(chunks, tile)), (layout.size,)),
-        dtype=np.float64,
-        meta=np.empty((0,) * (ndim + 1), np.float64),
-        name=f"tilevision-tile-features-{token}",
-        kwargs={
-            "has_mask": mask_data is not None,
-            "layout": layout,
-            "map_names": map_names,
-            "ctx": ctx,
-            "radius": radius,
-            "depth": depth,
-            "tile": tile,
-            "offsets": offsets,
-            "min_foreground": recipe.min_foreground,
-        },
-    )
-    return TilePlan(vector, layout, filtered, tile, recipe, ctx)
+
+    def build(global_values: Any) -> da.Array:
+        # every block reads its own halo, after the global values are known: memory does
+        # not grow with the image (blocks are made slab by slab; their results are small)
+        given = global_values is not packed
+        if given:  # computed values: one task holds them, every block reads it
+            global_values = one_task(_pack_values, global_values, shape=(), dtype=object)
+        name = f"tilevision-tile-features-{token}"
+        return map_overlap_read(
+            _block_tiles,
+            [data, *([] if mask_data is None else [mask_da.data]), *map_arrays],
+            depth,
+            args=[global_values],
+            after=[global_values] if has_globals and not given else [],
+            sweep=True,
+            chunks=(*(tuple(-(-b // t) for b in c) for c, t in zip(chunks, tile)), (layout.size,)),
+            dtype=np.float64,
+            meta=np.empty((0,) * (ndim + 1), np.float64),
+            name=f"{name}-{dask.base.tokenize(global_values)}" if given else name,
+            kwargs={
+                "has_mask": mask_data is not None,
+                "layout": layout,
+                "map_names": map_names,
+                "ctx": ctx,
+                "radius": radius,
+                "depth": depth,
+                "tile": tile,
+                "offsets": offsets,
+                "min_foreground": recipe.min_foreground,
+            },
+        )
+
+    return TilePlan(
+        build(packed), layout, filtered, tile, recipe, ctx,
+        global_values=packed if has_globals else None,
+        build=build if has_globals else None,
+    )  # fmt: skip
 
 
 def _as_dask(array: Any) -> da.Array:
