@@ -27,7 +27,8 @@ from distributed import Client, LocalCluster
 
 import tilevision as tv
 import tilevision._checkpoint as checkpoint_module
-from tilevision._checkpoint import Checkpoint, block_chunks, commit_tiles
+import tilevision.features._engine as engine
+from tilevision._checkpoint import Checkpoint, commit_tiles
 from tilevision._image import make_image
 from tilevision.features._engine import plan_tiles
 
@@ -45,9 +46,9 @@ import time
 
 from distributed import Client, LocalCluster
 
-import numpy as np
 import tilevision as tv
 import tilevision._checkpoint as checkpoint
+import tilevision.features._engine as engine
 
 committed = []
 commit_block = checkpoint.commit_block
@@ -63,7 +64,7 @@ def stalling_commit(*args, **kwargs):
 
 if __name__ == "__main__":
     checkpoint.commit_block = stalling_commit
-    checkpoint.BLOCK_BYTES = 4 * 16**3 * 4
+    engine.BLOCK_BYTES = 4 * 16**3 * 4
     source, output = sys.argv[1:]
     with (
         LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
@@ -94,7 +95,7 @@ class FeatureTasks(Callback):
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+    monkeypatch.setattr(engine, "BLOCK_BYTES", BLOCK_BYTES)
 
 
 @pytest.fixture
@@ -133,13 +134,22 @@ def test_result_with_checkpoint_equals_the_result_without(
     assert no_leftovers(tmp_path) == []
 
 
-def test_blocks_are_whole_task_blocks_of_about_the_asked_size():
-    plan = plan_tiles(volume(shape=(64, 64, 64), chunks=16), RECIPE)
-    assert block_chunks(plan, 4 * 16**3 * 4) == (1, 1, 4)  # a row
-    assert block_chunks(plan, 16 * 16**3 * 4) == (1, 4, 4)  # a plane
-    assert block_chunks(plan, 32 * 16**3 * 4) == (2, 4, 4)  # two planes
-    assert block_chunks(plan, 1) == (1, 1, 1)  # never less than one task
-    assert block_chunks(plan, 2**40) == (4, 4, 4)
+def test_blocks_are_whole_task_blocks_of_about_the_asked_size(monkeypatch):
+    def blocks(block_bytes: int) -> tuple[int, ...]:
+        monkeypatch.setattr(engine, "BLOCK_BYTES", block_bytes)
+        return plan_tiles(volume(shape=(64, 64, 64), chunks=16), RECIPE).blocks
+
+    assert blocks(4 * 16**3 * 4) == (1, 1, 4)  # a row
+    assert blocks(16 * 16**3 * 4) == (1, 4, 4)  # a plane
+    assert blocks(32 * 16**3 * 4) == (2, 4, 4)  # two planes
+    assert blocks(1) == (1, 1, 1)  # never less than one task
+    assert blocks(2**40) == (4, 4, 4)
+
+
+def test_the_tile_dataset_is_chunked_in_blocks(small_blocks):
+    tiles = tv.tile_features(volume(), RECIPE)
+    assert tiles["intensity.mean"].chunks == ((1,) * 4, (1,) * 4, (4,))
+    assert tiles["_stat.histogram.counts"].data.numblocks[:3] == (4, 4, 1)
 
 
 def failing_after(n: int, monkeypatch) -> list[tuple[int, ...]]:
@@ -171,7 +181,7 @@ def test_a_failed_run_resumes_computing_only_the_missing_blocks(
     (left,) = checkpoints(tmp_path)
     assert Checkpoint(left).done() == set(committed)
     monkeypatch.undo()
-    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+    monkeypatch.setattr(engine, "BLOCK_BYTES", BLOCK_BYTES)
     with dask.config.set(scheduler="sync"), FeatureTasks() as resumed:
         result = analyze(image, tmp_path / "out")
     assert resumed.ran == 64 - 6 * 4  # 6 committed rows of 4 tiles were not computed again
@@ -253,7 +263,7 @@ def test_the_global_pass_is_committed_and_not_read_again(small_blocks, tmp_path,
     assert Checkpoint(left).done() == set()
     assert (left / "global-values.npz").exists()
     monkeypatch.undo()
-    monkeypatch.setattr(checkpoint_module, "BLOCK_BYTES", BLOCK_BYTES)
+    monkeypatch.setattr(engine, "BLOCK_BYTES", BLOCK_BYTES)
     reads.clear()
     with dask.config.set(scheduler="sync"):
         result = analyze(image, tmp_path / "out")
@@ -318,10 +328,10 @@ def test_killed_client_resumes_from_its_committed_blocks(cluster, small_blocks, 
     assert no_leftovers(tmp_path) == []
 
 
-def test_committed_blocks_on_the_cluster_equal_the_plan(cluster, tmp_path):
+def test_committed_blocks_on_the_cluster_equal_the_plan(cluster, small_blocks, tmp_path):
     client, _ = cluster
     plan = plan_tiles(volume(shape=(48, 64, 64), chunks=16), RECIPE)
-    done = commit_tiles(plan, Checkpoint.of(tmp_path / "x", "k"), client, block_bytes=BLOCK_BYTES)
+    done = commit_tiles(plan, Checkpoint.of(tmp_path / "x", "k"), client)
     assert (done.blocks, done.reused) == (3 * 4, 0)
     np.testing.assert_array_equal(
         done.plan.vector.compute(scheduler="threads"), plan.vector.compute(scheduler="threads")
@@ -347,4 +357,6 @@ def test_stays_lazy_until_asked(small_blocks):
 
     with raise_if_dask_computes():
         plan = plan_tiles(volume(), RECIPE)
-        assert block_chunks(plan) == (1, 1, 4)
+        assert plan.blocks == (1, 1, 4)
+        tiles = engine.tile_dataset(plan)
+        assert tiles["intensity.mean"].chunks == ((1,) * 4, (1,) * 4, (4,))

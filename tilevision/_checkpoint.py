@@ -30,7 +30,6 @@ back in the calling process too.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import shutil
 import sys
@@ -50,9 +49,6 @@ from .features._engine import TilePlan
 __all__ = ["CHECKPOINT_MARKER", "Checkpoint", "commit_tiles"]
 
 CHECKPOINT_MARKER = ".tilevision-checkpoint-"
-#: about this much of the (preprocessed) image per committed block, in bytes: small
-#: enough that a kill loses little, large enough that a 32 GiB image has ~100 blocks
-BLOCK_BYTES = 256 * 2**20
 STORE = "tiles.zarr"
 DONE = "done"
 GLOBALS = "global-values.npz"
@@ -99,30 +95,6 @@ class Checkpoint:
         for path in others:
             shutil.rmtree(path, ignore_errors=True)
         return others
-
-
-def block_chunks(plan: TilePlan, block_bytes: int | None = None) -> tuple[int, ...]:
-    """Tiles per committed block along each tile axis: whole task blocks, grouped from
-    the last axis on (rows, then planes) until a block holds about ``block_bytes`` of
-    the image."""
-    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-    ndim = plan.ctx.ndim
-    chunks = plan.vector.chunks[:ndim]
-    tiles_per_task = [max(c) for c in chunks]
-    n_tiles = plan.vector.shape[:ndim]
-    task_bytes = plan.image.dtype.itemsize * math.prod(
-        min(t * k, n) for t, k, n in zip(plan.tile, tiles_per_task, plan.image.shape)
-    )
-    per_block = list(tiles_per_task)
-    size = task_bytes
-    for axis in reversed(range(ndim)):
-        n_tasks = len(chunks[axis])
-        factor = max(1, min(n_tasks, block_bytes // max(size, 1)))
-        per_block[axis] = min(n_tiles[axis], tiles_per_task[axis] * factor)
-        size *= factor
-        if factor < n_tasks:
-            break
-    return tuple(per_block)
 
 
 def _create_store(checkpoint: Checkpoint, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
@@ -189,7 +161,6 @@ def commit_tiles(
     cluster: Any = None,
     *,
     progress: bool = False,
-    block_bytes: int | None = None,
 ) -> Committed:
     """Compute the blocks of ``plan`` that ``checkpoint`` lacks, committing each as it
     finishes; return the plan over the stored values.
@@ -205,8 +176,6 @@ def commit_tiles(
         current local scheduler.
     progress : bool, optional
         Print the count of committed blocks as they are written.
-    block_bytes : int, optional
-        About how much of the image one block covers (default ``BLOCK_BYTES``).
 
     Returns
     -------
@@ -216,24 +185,23 @@ def commit_tiles(
 
     Examples
     --------
-    >>> import tempfile, dask.array as da
+    >>> import tempfile, numpy as np
     >>> from pathlib import Path
     >>> from tilevision import Recipe
     >>> from tilevision.features._engine import plan_tiles
-    >>> image = da.arange(64.0 * 64, chunks=1024).reshape(64, 64).rechunk(32)
-    >>> plan = plan_tiles(image, Recipe(["intensity"], tile=16))  # 2 × 2 tasks of 2 × 2 tiles
+    >>> image = np.arange(64.0 * 64).reshape(64, 64)
+    >>> plan = plan_tiles(image, Recipe(["intensity"], tile=16))
     >>> checkpoint = Checkpoint.of(Path(tempfile.mkdtemp()) / "out", "0123")
-    >>> done = commit_tiles(plan, checkpoint, block_bytes=16384)  # a row of tasks per block
+    >>> done = commit_tiles(plan, checkpoint)  # (a small image: one block)
     >>> done.blocks, done.reused
-    (2, 0)
+    (1, 0)
     >>> bool((done.plan.vector.compute() == plan.vector.compute()).all())
     True
     >>> commit_tiles(plan, checkpoint).reused  # everything is there: nothing is computed
-    2
+    1
     """
     ndim = plan.ctx.ndim
-    per_block = block_chunks(plan, block_bytes)
-    chunks = (*per_block, plan.vector.shape[-1])
+    chunks = (*plan.blocks, plan.vector.shape[-1])  # one Zarr chunk per block
     array = _open_store(checkpoint, plan.vector.shape, chunks)
     chunks = tuple(array.chunks)  # as stored (a resumed run keeps the first run's blocks)
     vector = plan.vector.rechunk(chunks)
@@ -254,9 +222,9 @@ def commit_tiles(
             if not checkpoint.done() and not (checkpoint.folder / GLOBALS).exists():
                 checkpoint.remove()  # nothing to resume from: leave nothing behind
             raise
-    # the computation's own chunks: the descriptor's sums add up in the same order, so
-    # the result is the same to the last bit as without a checkpoint
-    stored = da.from_zarr(array, chunks=chunks).rechunk(plan.vector.chunks)
+    # (in the plan's blocks, as the tile Dataset is without a checkpoint: the sums of the
+    # descriptor add up in the same order, to the last bit)
+    stored = da.from_zarr(array, chunks=chunks).rechunk(plan.block_chunks())
     return Committed(plan.with_vector(stored), len(grid), len(done))
 
 

@@ -19,6 +19,7 @@ from tilevision import Recipe, describe, tile_features
 from tilevision._graph import reread_after
 from tilevision._image import make_image
 from tilevision.features import FeatureFamily, Statistic, register
+from tilevision.features._engine import plan_tiles
 from tilevision.filters import step
 from tilevision.testing import raise_if_dask_computes
 
@@ -135,8 +136,11 @@ def test_thin_last_tile_keeps_its_place_in_the_grid() -> None:
 def test_many_tiles_per_task() -> None:
     image = _image((64, 80))
     recipe = Recipe([{"family": "toy_moments", "halo": 2}, "toy_peak"], tile=8)
-    coarse = tile_features(da.from_array(image, chunks=(64, 40)), recipe)
-    assert coarse["toy_peak.max"].data.numblocks == (1, 2)  # 8×5 tiles per task
+    coarse_image = da.from_array(image, chunks=(64, 40))
+    plan = plan_tiles(coarse_image, recipe)
+    assert plan.vector.numblocks[:2] == (1, 2)  # 8×5 tiles per task
+    coarse = tile_features(coarse_image, recipe)
+    assert coarse["toy_peak.max"].data.numblocks == (1, 1)  # the Dataset: in blocks of tasks
     fine = tile_features(da.from_array(image, chunks=8), recipe).compute()
     coarse = coarse.compute()
     for name in fine.data_vars:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +28,11 @@ from ._whole import as_feature_image, image_context
 __all__ = ["TILE_DIMS", "TilePlan", "plan_tiles", "stat_variable", "tile_dataset", "tile_features"]
 
 TILE_DIMS = ("tile_z", "tile_y", "tile_x")
+#: about this much of the (preprocessed) image per block of tile values, in bytes: one
+#: chunk of the tile Dataset, one committed block of ``analyze``'s checkpoint. Whole
+#: task blocks, so a 32 GiB image has ~100 blocks: the graph of the descriptor, and a
+#: checkpoint's files, do not grow with the number of tasks
+BLOCK_BYTES = 256 * 2**20
 #: per-tile values ahead of the features in the block output vector
 _HEAD = ("foreground_fraction", "valid")
 
@@ -292,8 +298,17 @@ class TilePlan:
     tile: tuple[int, ...]
     recipe: Recipe
     ctx: StepContext
+    blocks: tuple[int, ...]  # tiles per block of tile values, along each tile axis
     global_values: da.Array | None = None
     build: Callable[[Any], da.Array] | None = field(default=None, repr=False, compare=False)
+
+    def block_chunks(self) -> tuple[tuple[int, ...], ...]:
+        """The chunks of ``vector`` in blocks of :attr:`blocks` tiles."""
+        n_tiles = self.vector.shape[:-1]
+        return (
+            *(tuple(min(b, n - i) for i in range(0, n, b)) for n, b in zip(n_tiles, self.blocks)),
+            (self.vector.shape[-1],),
+        )
 
     def with_vector(self, vector: da.Array) -> TilePlan:
         """The same plan over other (e.g. stored) values of the same shape."""
@@ -378,11 +393,40 @@ def plan_tiles(
             },
         )
 
+    vector = build(packed)
+    blocks = _group_tasks(vector.chunks[:ndim], tile, filtered.shape, filtered.dtype.itemsize)
     return TilePlan(
-        build(packed), layout, filtered, tile, recipe, ctx,
+        vector, layout, filtered, tile, recipe, ctx, blocks,
         global_values=packed if has_globals else None,
         build=build if has_globals else None,
     )  # fmt: skip
+
+
+def _group_tasks(
+    chunks: tuple[tuple[int, ...], ...],
+    tile: tuple[int, ...],
+    shape: tuple[int, ...],
+    itemsize: int,
+    block_bytes: int | None = None,
+) -> tuple[int, ...]:
+    """Tiles per block along each tile axis: whole task blocks (``chunks``: tiles per
+    task), grouped from the last axis on (rows, then planes) until a block holds about
+    ``block_bytes`` (default :data:`BLOCK_BYTES`) of the image."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    tiles_per_task = [max(c) for c in chunks]
+    n_tiles = [sum(c) for c in chunks]
+    size = itemsize * math.prod(
+        min(t * k, n) for t, k, n in zip(tile, tiles_per_task, shape)
+    )  # one task's pixels
+    per_block = list(tiles_per_task)
+    for axis in reversed(range(len(chunks))):
+        n_tasks = len(chunks[axis])
+        factor = max(1, min(n_tasks, block_bytes // max(size, 1)))
+        per_block[axis] = min(n_tiles[axis], tiles_per_task[axis] * factor)
+        size *= factor
+        if factor < n_tasks:
+            break
+    return tuple(per_block)
 
 
 def _as_dask(array: Any) -> da.Array:
@@ -391,10 +435,11 @@ def _as_dask(array: Any) -> da.Array:
 
 
 def tile_dataset(plan: TilePlan) -> xr.Dataset:
-    """The tile Dataset of :func:`tile_features` from its :class:`TilePlan`."""
-    vector, layout, image, tile, recipe, ctx = (
-        plan.vector, plan.layout, plan.image, plan.tile, plan.recipe, plan.ctx
-    )  # fmt: skip
+    """The tile Dataset of :func:`tile_features` from its :class:`TilePlan`, in chunks of
+    :attr:`TilePlan.blocks` tiles (the graph of every variable and of the descriptor
+    grows with the number of blocks, not of tasks)."""
+    layout, image, tile, recipe, ctx = plan.layout, plan.image, plan.tile, plan.recipe, plan.ctx
+    vector = plan.vector.rechunk(plan.block_chunks())
     ndim = ctx.ndim
     tdims = TILE_DIMS[-ndim:]
     coords: dict[str, Any] = {}
