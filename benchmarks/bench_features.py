@@ -48,6 +48,8 @@ def recipe_for(name: str, tile: int) -> Any:
         "gradient": {"canny": False},
         "texture": {"parts": ["glcm"], "levels": 32, "range": [-1000, 1000]},
     }
+    if name == "first-order":  # intensity and histogram only: about a third of "light"
+        features = {k: features[k] for k in ("intensity", "histogram")}
     return Recipe(features, tile=tile, mask="HU > -500", min_foreground=0.05)
 
 
