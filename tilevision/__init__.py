@@ -1,9 +1,8 @@
 """tilevision: tile-by-tile analysis of images too large for memory, on Dask."""
 
-from . import cluster, datasets, features, filters, io
+from . import filters, io
 from ._analyze import analyze, analyze_many
 from ._version import __version__
-from .features import Recipe, describe, tile_features
 from .io import ingest, open
 
 __all__ = [
@@ -29,25 +28,32 @@ __all__ = [
     "tile_features",
 ]
 
-#: names served from ``tilevision.learn``, imported on first use (scikit-learn is slow to import)
-_LEARN = ("Model", "Report", "evaluate", "fit", "load_model")
+#: names served from a submodule, imported on first use: ``import tilevision`` stays quick
+#: (scikit-learn, matplotlib, networkx and the feature families are slow to import)
+_LAZY = {
+    "Model": "learn",
+    "Report": "learn",
+    "evaluate": "learn",
+    "fit": "learn",
+    "load_model": "learn",
+    "Recipe": "features",
+    "describe": "features",
+    "tile_features": "features",
+}
+_SUBMODULES = ("cluster", "datasets", "features", "learn", "plot")
 
 
 def __getattr__(name: str) -> object:
-    if name == "plot":  # matplotlib's pyplot is slow to import too
-        import importlib
+    import importlib
 
-        value = importlib.import_module(f"{__name__}.plot")
-        globals()[name] = value
-        return value
-    if name == "learn" or name in _LEARN:
-        import importlib
-
-        learn = importlib.import_module(f"{__name__}.learn")
-        value = learn if name == "learn" else getattr(learn, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

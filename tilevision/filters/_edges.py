@@ -85,14 +85,15 @@ def _edge_step(name: str, ctx: StepContext, axis: Axis, mode: Mode, cval: float)
     edge = _EDGE_WEIGHTS[::-1]  # convolution → correlation
     dtype, ndi, ndim = ctx.float_dtype, ctx.ndi, ctx.ndim
 
-    def derivative(image: Any, edge_dim: int, out: Any, scratch: Any) -> Any:
+    def order(edge_dim: int) -> list[int]:
         # the separable form of skimage's n-D kernel: 3 taps per axis instead of
         # 3**ndim; smoothing first, so that mode="constant" pads exactly like the
-        # n-D convolution (the smoothing weights sum to 1). Passes alternate between
-        # two buffers so that the last one lands in ``out``.
-        dims = [d for d in range(ndim) if d != edge_dim] + [edge_dim]
+        # n-D convolution (the smoothing weights sum to 1)
+        return [d for d in range(ndim) if d != edge_dim] + [edge_dim]
+
+    def passes(current: Any, dims: list[int], edge_dim: int, out: Any, scratch: Any) -> Any:
+        # passes alternate between two buffers so that the last one lands in ``out``
         buffers = [out, scratch] if len(dims) % 2 else [scratch, out]
-        current = image
         for i, d in enumerate(dims):
             weights = edge if d == edge_dim else smooth
             target = buffers[i % 2]
@@ -100,18 +101,36 @@ def _edge_step(name: str, ctx: StepContext, axis: Axis, mode: Mode, cval: float)
             current = target
         return out
 
+    def derivative(image: Any, edge_dim: int, out: Any, scratch: Any) -> Any:
+        return passes(image, order(edge_dim), edge_dim, out, scratch)
+
     def func(block: Any) -> Any:
         image = np.ascontiguousarray(block, dtype=dtype)  # once, not in every pass
         output = np.empty_like(image)
         scratch = np.empty_like(image)
         if not magnitude:
             return derivative(image, axes[0], output, scratch)
+        # derivatives whose first pass is the same (in 3-D: smoothing along z for the y
+        # and x derivatives) share it; the same operations on the same values, so the
+        # result does not change by a bit
+        first = [order(d)[0] for d in axes]
+        shared = {a: None for a in first if first.count(a) > 1}
+        for a in shared:
+            shared[a] = np.empty_like(image)
+            ndi.correlate1d(image, smooth, axis=a, output=shared[a], mode=mode, cval=cval)
+
+        def gradient(d: int, out: Any) -> Any:
+            dims = order(d)
+            if dims[0] in shared:
+                return passes(shared[dims[0]], dims[1:], d, out, scratch)
+            return passes(image, dims, d, out, scratch)
+
         # sum of squares in skimage's order (0 + g0**2 + g1**2 + ...), then the root
-        derivative(image, axes[0], output, scratch)
+        gradient(axes[0], output)
         output *= output
-        square = np.empty_like(image) if len(axes) > 1 else None
+        square = np.empty_like(image)
         for d in axes[1:]:
-            derivative(image, d, square, scratch)
+            gradient(d, square)
             square *= square
             output += square
         np.sqrt(output, out=output)
