@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 import tilevision
@@ -48,3 +50,32 @@ class TaskCounter(SchedulerPlugin):
     def take(self) -> int:
         ran, self.ran = self.ran, 0
         return ran
+
+
+class TaskKeys(SchedulerPlugin):
+    """The keys of the tasks the scheduler ran (processing → memory)."""
+
+    def __init__(self) -> None:
+        self.ran: set[str] = set()
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if start == "processing" and finish == "memory":
+            self.ran.add(str(key))
+
+    def take(self) -> set[str]:
+        ran, self.ran = self.ran, set()
+        return ran
+
+
+@pytest.fixture(scope="module")
+def keyed_cluster() -> Iterator[tuple[Client, TaskKeys]]:
+    """A threaded LocalCluster (one worker, two threads) and the keys of the tasks it ran."""
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as local,
+        Client(local) as client,
+    ):
+        keys = TaskKeys()
+        local.scheduler.add_plugin(keys, name="task-keys")
+        yield client, keys

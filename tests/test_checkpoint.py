@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
-from distributed import Client, LocalCluster
 
 import tilevision as tv
 import tilevision._checkpoint as checkpoint_module
@@ -33,7 +32,7 @@ from tilevision._image import make_image
 from tilevision.features._engine import plan_tiles
 
 from .conftest import checkpoints, no_leftovers
-from .test_resume import TaskKeys, read_until
+from .test_resume import read_until
 
 FEATURES = "tilevision-tile-features"
 RECIPE = tv.Recipe(["intensity", "histogram"], tile=16)  # as in SCRIPT
@@ -275,25 +274,12 @@ def test_the_global_pass_is_committed_and_not_read_again(small_blocks, tmp_path,
 # ---------------------------------------------------------------- SIGKILL, on a cluster
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Client, TaskKeys]]:
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
-        ) as local,
-        Client(local) as client,
-    ):
-        keys = TaskKeys()
-        local.scheduler.add_plugin(keys, name="task-keys")
-        yield client, keys
-
-
 def feature_tasks(keys: set[str]) -> int:
     return sum(FEATURES in key for key in keys)
 
 
-def test_killed_client_resumes_from_its_committed_blocks(cluster, small_blocks, tmp_path):
-    client, keys = cluster
+def test_killed_client_resumes_from_its_committed_blocks(keyed_cluster, small_blocks, tmp_path):
+    client, keys = keyed_cluster
     source = tv.ingest(volume(seed=3).data.compute(), tmp_path / "ct.zarr", chunks=16)
     out = tmp_path / "out"
     (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
@@ -328,8 +314,8 @@ def test_killed_client_resumes_from_its_committed_blocks(cluster, small_blocks, 
     assert no_leftovers(tmp_path) == []
 
 
-def test_committed_blocks_on_the_cluster_equal_the_plan(cluster, small_blocks, tmp_path):
-    client, _ = cluster
+def test_committed_blocks_on_the_cluster_equal_the_plan(keyed_cluster, small_blocks, tmp_path):
+    client, _ = keyed_cluster
     plan = plan_tiles(volume(shape=(48, 64, 64), chunks=16), RECIPE)
     done = commit_tiles(plan, Checkpoint.of(tmp_path / "x", "k"), client)
     assert (done.blocks, done.reused) == (3 * 4, 0)

@@ -18,15 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dask
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import SchedulerPlugin
 
 import tilevision as tv
 import tilevision._analyze
@@ -92,34 +89,6 @@ def finished(out: Path) -> list[str]:
     return sorted(p.parent.name for p in out.glob("*/analysis.json"))
 
 
-class TaskKeys(SchedulerPlugin):
-    """The keys of the tasks the scheduler ran (processing → memory)."""
-
-    def __init__(self) -> None:
-        self.ran: set[str] = set()
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if start == "processing" and finish == "memory":
-            self.ran.add(str(key))
-
-    def take(self) -> set[str]:
-        ran, self.ran = self.ran, set()
-        return ran
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Client, TaskKeys]]:
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
-        ) as local,
-        Client(local) as client,
-    ):
-        keys = TaskKeys()
-        local.scheduler.add_plugin(keys, name="task-keys")
-        yield client, keys
-
-
 @pytest.fixture
 def sources(tmp_path, monkeypatch) -> list[Path]:
     """Six images: three ``.npy`` files (ingested into the cache) and three OME-Zarr stores."""
@@ -166,8 +135,8 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
     return data.decode(errors="replace")
 
 
-def test_killed_client_then_rerun_computes_only_what_is_missing(sources, cluster, tmp_path):
-    client, keys = cluster
+def test_killed_client_then_rerun_computes_only_what_is_missing(sources, keyed_cluster, tmp_path):
+    client, keys = keyed_cluster
     out = tmp_path / "out"
     (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
     process = subprocess.Popen(
@@ -215,8 +184,8 @@ def test_killed_client_then_rerun_computes_only_what_is_missing(sources, cluster
 # ---------------------------------------------------------------- stable folder names
 
 
-def test_a_new_source_first_recomputes_nothing_else(sources, cluster, tmp_path):
-    client, keys = cluster
+def test_a_new_source_first_recomputes_nothing_else(sources, keyed_cluster, tmp_path):
+    client, keys = keyed_cluster
     out = tmp_path / "out"
     new, old = sources[1], sources[2:5]  # (a Zarr store: no ingest tasks to count)
     first = run(old, client, out)
@@ -238,9 +207,9 @@ def test_a_new_source_first_recomputes_nothing_else(sources, cluster, tmp_path):
 
 
 def test_other_recipe_or_changed_file_replaces_folders_only_with_overwrite(
-    sources, cluster, tmp_path
+    sources, keyed_cluster, tmp_path
 ):
-    client, keys = cluster
+    client, keys = keyed_cluster
     out = tmp_path / "out"
     run(sources[:2], client, out)
     names = finished(out)
