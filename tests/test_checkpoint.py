@@ -10,10 +10,6 @@ that ran, not in what the library says it did.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 
@@ -32,7 +28,7 @@ from tilevision._image import make_image
 from tilevision.features._engine import plan_tiles
 
 from .conftest import checkpoints, no_leftovers
-from .test_resume import read_until
+from .test_resume import kill_at
 
 FEATURES = "tilevision-tile-features"
 RECIPE = tv.Recipe(["intensity", "histogram"], tile=16)  # as in SCRIPT
@@ -283,20 +279,7 @@ def test_killed_client_resumes_from_its_committed_blocks(keyed_cluster, small_bl
     source = tv.ingest(volume(seed=3).data.compute(), tmp_path / "ct.zarr", chunks=16)
     out = tmp_path / "out"
     (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
-    process = subprocess.Popen(
-        [sys.executable, "script.py", str(source), str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
-    )  # fmt: skip
-    try:
-        read_until(process, "committed 5", timeout=120)
-        os.killpg(process.pid, signal.SIGKILL)  # the client, its cluster and its workers
-        process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == -signal.SIGKILL
+    kill_at("committed 5", tmp_path, "script.py", str(source), str(out))
     assert not out.exists()
     (left,) = checkpoints(tmp_path)
     assert len(Checkpoint(left).done()) == 5

@@ -135,24 +135,32 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
     return data.decode(errors="replace")
 
 
-def test_killed_client_then_rerun_computes_only_what_is_missing(sources, keyed_cluster, tmp_path):
-    client, keys = keyed_cluster
-    out = tmp_path / "out"
-    (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
+def kill_at(marker: str, cwd: Path, *argv: str, timeout: float = 120) -> str:
+    """Run ``python *argv`` in its own session, SIGKILL it and its children (the client,
+    its cluster and its workers) once it prints a line starting with ``marker``; return
+    what it printed."""
     process = subprocess.Popen(
-        [sys.executable, "script.py", str(out), *map(str, sources)],
+        [sys.executable, *argv],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+        cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
     )  # fmt: skip
     try:
-        printed = read_until(process, "stalled", timeout=120)
-        os.killpg(process.pid, signal.SIGKILL)  # the client, its cluster and its workers
+        printed = read_until(process, marker, timeout=timeout)
+        os.killpg(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == -signal.SIGKILL
+    return printed
+
+
+def test_killed_client_then_rerun_computes_only_what_is_missing(sources, keyed_cluster, tmp_path):
+    client, keys = keyed_cluster
+    out = tmp_path / "out"
+    (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
+    printed = kill_at("stalled", tmp_path, "script.py", str(out), *map(str, sources))
     assert "ingesting im0.npy" in printed
     # what the kill left: one finished folder, one half-written temporary
     (done,) = finished(out)
