@@ -18,7 +18,6 @@ import dask.array as da
 import numpy as np
 import pytest
 from dask.callbacks import Callback
-from distributed import Client, LocalCluster
 
 import tilevision as tv
 import tilevision._report_html
@@ -26,7 +25,7 @@ import tilevision.cluster
 from tilevision._image import make_image
 from tilevision.cli import main
 
-from .conftest import TaskCounter, checkpoints, no_leftovers
+from .conftest import checkpoints, no_leftovers
 
 RECIPE = tv.Recipe(["intensity"], tile=8)
 OTHER_RECIPE = tv.Recipe(["intensity"], tile=16)
@@ -204,49 +203,36 @@ def test_cli_scheduler_that_does_not_answer(tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------- re-runs, counted in tasks
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
-        ) as local,
-        Client(local) as client,
-    ):
-        counter = TaskCounter()
-        local.scheduler.add_plugin(counter, name="task-counter")
-        yield client, counter
-
-
-def test_rerun_on_a_cluster_runs_no_task(cluster, tmp_path):
-    client, counter = cluster
-    counter.take()
+def test_rerun_on_a_cluster_runs_no_task(keyed_cluster, tmp_path):
+    client, keys = keyed_cluster
+    len(keys.take())
     first = tv.analyze(image_2d(), recipe=RECIPE, client=client, output=tmp_path / "o",
                        verbose=False)  # fmt: skip
-    assert counter.take() > 0
+    assert len(keys.take()) > 0
     again = tv.analyze(image_2d(), recipe=RECIPE, client=client, output=tmp_path / "o",
                        verbose=False)  # fmt: skip
-    assert counter.take() == 0
+    assert len(keys.take()) == 0
     np.testing.assert_array_equal(again["descriptor"].values, first["descriptor"].values)
     # another recipe is new work
     tv.analyze(image_2d(), recipe=OTHER_RECIPE, client=client, output=tmp_path / "o2",
                verbose=False)  # fmt: skip
-    assert counter.take() > 0
+    assert len(keys.take()) > 0
 
 
-def test_analyze_many_runs_only_the_tasks_of_a_new_source(cluster, tmp_path):
-    client, counter = cluster
+def test_analyze_many_runs_only_the_tasks_of_a_new_source(keyed_cluster, tmp_path):
+    client, keys = keyed_cluster
     images = [image_2d(seed, name) for seed, name in enumerate("abc")]
     out = tmp_path / "many"
-    counter.take()
+    len(keys.take())
     tv.analyze_many(images[:2], recipe=RECIPE, client=client, output=out, verbose=False)
-    two = counter.take()
+    two = len(keys.take())
     table = tv.analyze_many(images, recipe=RECIPE, client=client, output=out, verbose=False)
-    one = counter.take()
+    one = len(keys.take())
     assert 0 < one < two <= 2 * one  # (images computed together share a few tasks)
     tv.analyze_many(images, recipe=RECIPE, client=client, output=out, verbose=False)
-    assert counter.take() == 0
+    assert len(keys.take()) == 0
     alone = tv.analyze(images[2], recipe=RECIPE, client=client, verbose=False)
-    assert counter.take() == one  # exactly the tasks of the new image ran
+    assert len(keys.take()) == one  # exactly the tasks of the new image ran
     np.testing.assert_allclose(table.loc["c"].to_numpy(dtype=float), alone["descriptor"].values)
 
 
