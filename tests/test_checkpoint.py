@@ -329,3 +329,26 @@ def test_stays_lazy_until_asked(small_blocks):
         assert plan.blocks == (1, 1, 4)
         tiles = engine.tile_dataset(plan)
         assert tiles["intensity.mean"].chunks == ((1,) * 4, (1,) * 4, (4,))
+
+
+def test_plan_substitutions_check_their_input(threads, tmp_path):
+    plan = plan_tiles(volume(), RECIPE)
+    with pytest.raises(ValueError, match=r"tile values of shape \(4, 4\), expected"):
+        plan.with_vector(da.zeros((4, 4)))
+    plain = plan_tiles(volume(), tv.Recipe(["shape"], tile=16))  # (no global values)
+    assert plain.global_values is None
+    with pytest.raises(ValueError, match="do not depend on global values"):
+        plain.with_global_values({})
+    # a recipe without global values is committed straight away (no global-values file)
+    checkpoint = Checkpoint.of(tmp_path / "out", "k")
+    done = commit_tiles(plain, checkpoint)
+    assert not (checkpoint.folder / "global-values.npz").exists()
+    np.testing.assert_array_equal(done.plan.vector.compute(), plain.vector.compute())
+
+
+def test_checkpoints_of_other_inputs_are_found_whatever_the_output_name(tmp_path):
+    odd = tmp_path / "run [1]"
+    other = Checkpoint.of(odd, "aaaa")
+    (other.folder / "done").mkdir(parents=True)
+    assert Checkpoint.of(odd, "bbbb").remove_others() == [other.folder]
+    assert not other.folder.exists()

@@ -29,6 +29,7 @@ back in the calling process too.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import shutil
@@ -89,7 +90,7 @@ class Checkpoint:
         prefix = self.folder.name.split(CHECKPOINT_MARKER)[0] + CHECKPOINT_MARKER
         others = [
             p
-            for p in self.folder.parent.glob(f"{prefix}*")
+            for p in self.folder.parent.glob(f"{glob.escape(prefix)}*")
             if p.name != self.folder.name and p.is_dir()
         ]
         for path in others:
